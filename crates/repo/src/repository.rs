@@ -135,9 +135,6 @@ impl Repository {
             .await
             .expect("key derivation task")?;
             if let Some(master) = master {
-                if !config.is_encrypted() {
-                    tracing::warn!("the repository at {location} is not encrypted");
-                }
                 return Ok(Self::assemble(storage, config, master, listed.id));
             }
         }

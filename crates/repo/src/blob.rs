@@ -144,7 +144,7 @@ pub fn decode(
     crypto: &Crypto,
     kind: BlobKind,
     id: &Id,
-    mut stored: Vec<u8>,
+    stored: &[u8],
     raw_len: u32,
 ) -> Result<Vec<u8>> {
     let what = || {
@@ -158,28 +158,25 @@ pub fn decode(
             id.short()
         )
     };
-    let range = crypto
-        .open_in_place(&aad(kind, id), &mut stored)
+    let body = crypto
+        .open_to_vec(&aad(kind, id), stored)
         .map_err(|e| Error::damaged(what(), e.to_string()))?;
-    let body = &stored[range.clone()];
-    let Some((&flag, payload)) = body.split_first() else {
-        return Err(Error::damaged(what(), "empty payload"));
-    };
-    let plain = match flag {
-        FLAG_RAW => {
-            stored.truncate(range.end);
-            stored.drain(..range.start + 1);
-            stored
+    let plain = match body.first().copied() {
+        None => return Err(Error::damaged(what(), "empty payload")),
+        Some(FLAG_RAW) => {
+            let mut body = body;
+            body.remove(0);
+            body
         }
-        FLAG_ZSTD => DECOMPRESSOR
+        Some(FLAG_ZSTD) => DECOMPRESSOR
             .with(|cell| {
                 let mut slot = cell.borrow_mut();
                 let decompressor = slot
                     .get_or_insert_with(|| zstd::bulk::Decompressor::new().expect("zstd context"));
-                decompressor.decompress(payload, raw_len as usize)
+                decompressor.decompress(&body[1..], raw_len as usize)
             })
             .map_err(|e| Error::damaged(what(), format!("zstd: {e}")))?,
-        other => {
+        Some(other) => {
             return Err(Error::damaged(
                 what(),
                 format!("unknown payload flag {other}"),
@@ -212,7 +209,7 @@ mod tests {
             let blob = encode(&crypto, BlobKind::Data, id, &text, 3);
             assert!(blob.compressed && blob.bytes.len() < text.len() / 10);
             assert_eq!(
-                decode(&crypto, BlobKind::Data, &id, blob.bytes, text.len() as u32).unwrap(),
+                decode(&crypto, BlobKind::Data, &id, &blob.bytes, text.len() as u32).unwrap(),
                 text
             );
 
@@ -222,13 +219,20 @@ mod tests {
             let id = crypto.blob_id(&noise);
             let blob = encode(&crypto, BlobKind::Data, id, &noise, 3);
             assert_eq!(
-                decode(&crypto, BlobKind::Data, &id, blob.bytes, noise.len() as u32).unwrap(),
+                decode(
+                    &crypto,
+                    BlobKind::Data,
+                    &id,
+                    &blob.bytes,
+                    noise.len() as u32
+                )
+                .unwrap(),
                 noise
             );
 
             let blob = encode(&crypto, BlobKind::Tree, crypto.blob_id(b""), b"", 3);
             assert_eq!(
-                decode(&crypto, BlobKind::Tree, &blob.id, blob.bytes, 0).unwrap(),
+                decode(&crypto, BlobKind::Tree, &blob.id, &blob.bytes, 0).unwrap(),
                 b""
             );
         }
@@ -243,23 +247,14 @@ mod tests {
             let blob = encode(&crypto, BlobKind::Data, id, &data, 3);
             let len = data.len() as u32;
             if encrypted {
-                assert!(decode(&crypto, BlobKind::Tree, &id, blob.bytes.clone(), len).is_err());
+                assert!(decode(&crypto, BlobKind::Tree, &id, &blob.bytes, len).is_err());
             }
-            assert!(
-                decode(
-                    &crypto,
-                    BlobKind::Data,
-                    &Id::random(),
-                    blob.bytes.clone(),
-                    len
-                )
-                .is_err()
-            );
+            assert!(decode(&crypto, BlobKind::Data, &Id::random(), &blob.bytes, len).is_err());
             for i in 0..blob.bytes.len() {
                 let mut bad = blob.bytes.clone();
                 bad[i] ^= 0x80;
                 assert!(
-                    decode(&crypto, BlobKind::Data, &id, bad, len).is_err(),
+                    decode(&crypto, BlobKind::Data, &id, &bad, len).is_err(),
                     "flip at {i} undetected"
                 );
             }

@@ -27,6 +27,10 @@ use crate::repository::Repository;
 use crate::storage::ObjectKind;
 use crate::tree::{NodeKind, Tree};
 
+/// A pack's blobs as (id, kind, offset, length, raw length), to compare the
+/// index with a pack's own header.
+type BlobListing = Vec<(Id, BlobKind, u32, u32, u32)>;
+
 /// How much pack data to read.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub enum ReadData {
@@ -152,7 +156,7 @@ impl Repository {
                         continue;
                     }
                 }
-                if !trees.contains_key(&tree_id) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = trees.entry(tree_id) {
                     let loaded = match self.read_tree(&tree_id).await {
                         Ok(t) => Some(t),
                         Err(e) => {
@@ -160,7 +164,7 @@ impl Repository {
                             None
                         }
                     };
-                    trees.insert(tree_id, loaded);
+                    slot.insert(loaded);
                 }
                 let Some(Some(tree)) = trees.get(&tree_id) else {
                     continue;
@@ -261,7 +265,7 @@ impl Repository {
                 0,
             );
             progress.set_totals_known();
-            let mut expected: HashMap<Id, Vec<(Id, BlobKind, u32, u32, u32)>> = HashMap::new();
+            let mut expected: HashMap<Id, BlobListing> = HashMap::new();
             for (_, file) in &files {
                 for p in &file.packs {
                     expected.entry(p.id).or_insert_with(|| {
@@ -306,25 +310,33 @@ impl Repository {
     async fn verify_pack(
         &self,
         pack: &Id,
-        expected: &HashMap<Id, Vec<(Id, BlobKind, u32, u32, u32)>>,
+        expected: &HashMap<Id, BlobListing>,
     ) -> (u64, Result<()>) {
-        let bytes = match self.storage().read(&ObjectKind::Pack.path(pack)).await {
+        let pieces = match self
+            .storage()
+            .read_pieces(&ObjectKind::Pack.path(pack))
+            .await
+        {
             Ok(b) => b,
             Err(e) => return (0, Err(e)),
         };
-        let len = bytes.len() as u64;
+        let len = pieces.len() as u64;
         let crypto = self.crypto().clone();
         let pack = *pack;
         let listed = expected.get(&pack).cloned().unwrap_or_default();
         let r = tokio::task::spawn_blocking(move || -> Result<()> {
             let what = ObjectKind::Pack.describe(&pack);
-            if Id::of_object(&bytes) != pack {
+            let mut hasher = blake3::Hasher::new();
+            for piece in pieces.clone() {
+                hasher.update(&piece);
+            }
+            if Id::new(*hasher.finalize().as_bytes()) != pack {
                 return Err(Error::damaged(
                     what,
                     "content does not match its name (hash)",
                 ));
             }
-            let header = pack::header_of(&crypto, &pack, &bytes)?;
+            let header = pack::header_of(&crypto, &pack, &pieces)?;
             let in_header: Vec<(Id, BlobKind, u32, u32, u32)> = header
                 .iter()
                 .map(|b| (b.id, b.kind, b.offset, b.length, b.raw_length))
@@ -333,8 +345,10 @@ impl Repository {
                 return Err(Error::damaged(what, "header does not match the index"));
             }
             header.par_iter().try_for_each(|b| {
-                let stored = bytes[b.offset as usize..(b.offset + b.length) as usize].to_vec();
-                blob::decode(&crypto, b.kind, &b.id, stored, b.raw_length).map(|_| ())
+                let stored = pieces
+                    .slice(b.offset as usize..(b.offset + b.length) as usize)
+                    .to_bytes();
+                blob::decode(&crypto, b.kind, &b.id, &stored, b.raw_length).map(|_| ())
             })
         })
         .await

@@ -212,6 +212,26 @@ impl Crypto {
         }
     }
 
+    /// Open a sealed message from a borrowed buffer into a new one (one copy,
+    /// no matter whether the repository is encrypted).
+    pub fn open_to_vec(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        match &self.cipher {
+            None => Ok(sealed.to_vec()),
+            Some(key) => {
+                if sealed.len() < SEAL_OVERHEAD {
+                    return Err(OpenError::Truncated);
+                }
+                let body_end = sealed.len() - TAG_LEN;
+                let nonce = XNonce::try_from(&sealed[..NONCE_LEN]).expect("nonce length");
+                let tag = Tag::try_from(&sealed[body_end..]).expect("tag length");
+                let mut out = sealed[NONCE_LEN..body_end].to_vec();
+                key.decrypt_inout_detached(&nonce, aad, out.as_mut_slice().into(), &tag)
+                    .map_err(|_| OpenError::Forged)?;
+                Ok(out)
+            }
+        }
+    }
+
     /// Open a sealed message into a new buffer.
     pub fn open(&self, aad: &[u8], mut sealed: Vec<u8>) -> Result<Vec<u8>, OpenError> {
         let range = self.open_in_place(aad, &mut sealed)?;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::Id;
 use crate::repository::Repository;
 use crate::tree::{FileName, Node, NodeKind, Tree};
@@ -145,15 +145,8 @@ fn compare(
 impl Repository {
     /// What changed from snapshot `a` to snapshot `b`, in path order.
     pub async fn diff(&self, a: &Id, b: &Id) -> Result<Vec<DiffEntry>> {
-        let snapshots = self.snapshots().await?;
-        let find = |id: &Id| {
-            snapshots
-                .iter()
-                .find(|(sid, _)| sid == id)
-                .map(|(_, s)| s.tree)
-                .ok_or_else(|| Error::SnapshotNotFound(id.to_hex()))
-        };
-        let (root_a, root_b) = (find(a)?, find(b)?);
+        let root_a = self.load_snapshot(a).await?.tree;
+        let root_b = self.load_snapshot(b).await?.tree;
         let ta = walk::load_trees(self, root_a, false).await?;
         let tb = walk::load_trees(self, root_b, false).await?;
         let mut out = Vec::new();

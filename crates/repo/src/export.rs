@@ -195,12 +195,7 @@ impl Repository {
         opts: &ExportOptions,
         progress: Arc<Progress>,
     ) -> Result<ExportSummary> {
-        let (_, snap) = self
-            .snapshots()
-            .await?
-            .into_iter()
-            .find(|(id, _)| id == snapshot)
-            .ok_or_else(|| Error::SnapshotNotFound(snapshot.to_hex()))?;
+        let snap = self.load_snapshot(snapshot).await?;
         let includes = opts
             .includes
             .iter()
@@ -252,6 +247,14 @@ impl Repository {
             builder.follow_symlinks(false);
             for (path, node) in &entries {
                 let mut header = header_for(node);
+                // Sub-second times go in a PAX record (the tar header holds seconds).
+                let nanos = node.mtime_ns.rem_euclid(1_000_000_000);
+                if nanos != 0 {
+                    let mtime = format!("{}.{nanos:09}", node.mtime_ns.div_euclid(1_000_000_000));
+                    builder
+                        .append_pax_extensions([("mtime", mtime.as_bytes())])
+                        .map_err(io)?;
+                }
                 match node.kind {
                     NodeKind::Dir => {
                         summary.dirs += 1;

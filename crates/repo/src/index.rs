@@ -282,12 +282,12 @@ impl MasterIndex {
                 }));
             }
         }
-        live.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        live.sort_unstable_by_key(|e| e.id);
         live.dedup_by(|a, b| a.id == b.id);
         live.shrink_to_fit();
         let live_ids = |id: &Id| live.binary_search_by(|e| e.id.cmp(id)).is_ok();
         marked.retain(|e| !live_ids(&e.id));
-        marked.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        marked.sort_unstable_by_key(|e| e.id);
         marked.dedup_by(|a, b| a.id == b.id);
         marked.shrink_to_fit();
         MasterIndex {

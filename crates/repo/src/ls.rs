@@ -49,12 +49,7 @@ impl Repository {
     /// List everything in snapshot `snapshot` below `path` (all when empty),
     /// depth-first in name order.
     pub async fn ls(&self, snapshot: &Id, path: &str) -> Result<Vec<LsEntry>> {
-        let (_, snap) = self
-            .snapshots()
-            .await?
-            .into_iter()
-            .find(|(id, _)| id == snapshot)
-            .ok_or_else(|| Error::SnapshotNotFound(snapshot.to_hex()))?;
+        let snap = self.load_snapshot(snapshot).await?;
         let prefix = walk::normalize_snapshot_path(path)?;
         let trees = walk::load_trees(self, snap.tree, false).await?;
         if !prefix.as_os_str().is_empty() && trees.lookup(&prefix).is_none() {

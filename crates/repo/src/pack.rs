@@ -179,22 +179,24 @@ pub fn parse_header(
     Ok(entries)
 }
 
-/// Read and parse the header of a whole pack held in memory.
-pub fn header_of(crypto: &Crypto, pack: &Id, bytes: &[u8]) -> Result<Vec<PackEntry>> {
+/// Read and parse the header of a whole pack held in memory (as the
+/// storage backend's pieces).
+pub fn header_of(crypto: &Crypto, pack: &Id, bytes: &opendal::Buffer) -> Result<Vec<PackEntry>> {
     let what = || format!("pack {}", pack.short());
-    if bytes.len() < 4 {
+    let len = bytes.len();
+    if len < 4 {
         return Err(Error::damaged(what(), "shorter than its trailer"));
     }
-    let header_len = header_len_from_trailer(&bytes[bytes.len() - 4..]) as usize;
-    if header_len + 4 > bytes.len() {
+    let header_len = header_len_from_trailer(&bytes.slice(len - 4..).to_vec()) as usize;
+    if header_len + 4 > len {
         return Err(Error::damaged(what(), "header length exceeds the pack"));
     }
-    let start = bytes.len() - 4 - header_len;
+    let start = len - 4 - header_len;
     parse_header(
         crypto,
         pack,
-        bytes[start..bytes.len() - 4].to_vec(),
-        bytes.len() as u64,
+        bytes.slice(start..len - 4).to_vec(),
+        len as u64,
     )
 }
 
@@ -217,19 +219,24 @@ mod tests {
         }
         let pack = builder.finish(&crypto);
         assert_eq!(pack.id, Id::of_object(&pack.bytes));
-        let entries = header_of(&crypto, &pack.id, &pack.bytes).unwrap();
+        let entries = header_of(
+            &crypto,
+            &pack.id,
+            &opendal::Buffer::from(pack.bytes.clone()),
+        )
+        .unwrap();
         assert_eq!(entries, pack.entries);
         for (entry, (id, data)) in entries.iter().zip(&blobs) {
             let stored =
                 pack.bytes[entry.offset as usize..(entry.offset + entry.length) as usize].to_vec();
             assert_eq!(
-                &blob::decode(&crypto, BlobKind::Data, id, stored, entry.raw_length).unwrap(),
+                &blob::decode(&crypto, BlobKind::Data, id, &stored, entry.raw_length).unwrap(),
                 data
             );
         }
         let mut bad = pack.bytes.clone();
         let n = bad.len();
         bad[n - 10] ^= 1;
-        assert!(header_of(&crypto, &pack.id, &bad).is_err());
+        assert!(header_of(&crypto, &pack.id, &opendal::Buffer::from(bad)).is_err());
     }
 }

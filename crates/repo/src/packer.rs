@@ -42,6 +42,8 @@ pub struct Packer {
     data: Mutex<PackBuilder>,
     tree: Mutex<PackBuilder>,
     pack_size: usize,
+    /// Room for the blob that overflows a pack, so it never reallocates.
+    max_blob: usize,
     queue: Mutex<Option<mpsc::Sender<FinishedPack>>>,
     uploader: Mutex<Option<tokio::task::JoinHandle<Result<UploadReport>>>>,
 }
@@ -57,6 +59,7 @@ impl Packer {
             data: Mutex::new(PackBuilder::new(BlobKind::Data, 0)),
             tree: Mutex::new(PackBuilder::new(BlobKind::Tree, 0)),
             pack_size,
+            max_blob: repo.config().chunker.max_size as usize + 4096,
             queue: Mutex::new(Some(tx)),
             uploader: Mutex::new(Some(uploader)),
         })
@@ -75,9 +78,8 @@ impl Packer {
     pub fn add(&self, blob: &EncodedBlob) -> Result<()> {
         let full = {
             let mut builder = self.builder(blob.kind).lock().expect("pack builder");
-            if builder.is_empty() && builder.len() == 0 {
-                *builder =
-                    PackBuilder::new(blob.kind, self.pack_size + blob.bytes.len() + 64 * 1024);
+            if builder.is_empty() {
+                *builder = PackBuilder::new(blob.kind, self.pack_size + self.max_blob);
             }
             builder.add(blob);
             if builder.len() >= self.pack_size {
@@ -213,4 +215,42 @@ async fn flush_index(
     report.index_files.push(id);
     report.packs.extend(file.packs);
     Ok(())
+}
+
+impl Repository {
+    /// Store blobs outside a backup (trees built by a caller, tools, tests):
+    /// each is encoded, packed, uploaded and indexed. Returns their ids.
+    pub async fn save_blobs(&self, blobs: Vec<(BlobKind, Vec<u8>)>) -> Result<Vec<Id>> {
+        let repo = self.clone();
+        let level = self.config().compression_level;
+        let packer = Packer::start(self);
+        let handle = tokio::runtime::Handle::current();
+        let ids = tokio::task::spawn_blocking(move || -> Result<Vec<Id>> {
+            let mut ids = Vec::with_capacity(blobs.len());
+            for (kind, data) in &blobs {
+                let id = repo.crypto().blob_id(data);
+                if let Err(e) =
+                    packer.add(&crate::blob::encode(repo.crypto(), *kind, id, data, level))
+                {
+                    packer.abandon();
+                    return Err(e);
+                }
+                ids.push(id);
+            }
+            packer.finish_blocking(&handle)?;
+            Ok(ids)
+        })
+        .await
+        .expect("save task")?;
+        self.invalidate_index();
+        Ok(ids)
+    }
+
+    /// Store a tree blob; returns its id.
+    pub async fn save_tree(&self, tree: &crate::tree::Tree) -> Result<Id> {
+        let ids = self
+            .save_blobs(vec![(BlobKind::Tree, tree.to_bytes())])
+            .await?;
+        Ok(ids[0])
+    }
 }

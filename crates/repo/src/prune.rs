@@ -120,6 +120,19 @@ enum Fate {
     Drop,
 }
 
+/// Prune deletes data; it will not decide what is unused while anything it
+/// would base that on is damaged.
+fn refuse_on_damage(e: Error) -> Error {
+    match e {
+        Error::Damaged { object, reason, .. } => Error::Damaged {
+            object,
+            reason: format!("{reason}; prune stops on damage: run `repo check`"),
+            snapshots: Vec::new(),
+        },
+        other => other,
+    }
+}
+
 /// Blob ids needed by `snapshots` (trees and data), reading each tree once.
 async fn used_blobs(
     repo: &Repository,
@@ -134,14 +147,7 @@ async fn used_blobs(
                 continue;
             }
             used.insert(tree_id);
-            let tree = repo.read_tree(&tree_id).await.map_err(|e| match e {
-                Error::Damaged { object, reason, .. } => Error::Damaged {
-                    object,
-                    reason: format!("{reason}; prune stops on damage: run `repo check`"),
-                    snapshots: Vec::new(),
-                },
-                other => other,
-            })?;
+            let tree = repo.read_tree(&tree_id).await.map_err(refuse_on_damage)?;
             for node in tree.nodes {
                 match node.kind {
                     NodeKind::Dir => stack.extend(node.subtree),
@@ -192,7 +198,10 @@ impl Repository {
         if let Some(e) = damaged.into_iter().next() {
             return Err(e);
         }
-        let snapshots = self.snapshots().await?;
+        let (snapshots, damaged) = self.read_snapshots().await?;
+        if let Some(e) = damaged.into_iter().next() {
+            return Err(refuse_on_damage(e));
+        }
         report.snapshots = snapshots.len() as u64;
         // The index the tree reads go through.
         self.refresh_index().await?;
@@ -331,9 +340,11 @@ impl Repository {
         if !due.is_empty() {
             // Snapshots written since we listed them may need marked blobs.
             let listed: HashSet<Id> = snapshots.iter().map(|(id, _)| *id).collect();
-            let newer: Vec<(Id, Snapshot)> = self
-                .snapshots()
-                .await?
+            let (all_now, damaged) = self.read_snapshots().await?;
+            if let Some(e) = damaged.into_iter().next() {
+                return Err(refuse_on_damage(e));
+            }
+            let newer: Vec<(Id, Snapshot)> = all_now
                 .into_iter()
                 .filter(|(id, _)| !listed.contains(id))
                 .collect();
@@ -534,7 +545,7 @@ impl Repository {
                             u64::from(b.length),
                         ))?;
                         // Verify before copying: never spread damage.
-                        blob::decode(repo.crypto(), b.kind, &b.id, stored.clone(), b.raw_length)?;
+                        blob::decode(repo.crypto(), b.kind, &b.id, &stored, b.raw_length)?;
                         packer.add(&EncodedBlob {
                             id: b.id,
                             kind: b.kind,

@@ -351,13 +351,24 @@ impl Repository {
 
     // ----- snapshots -----
 
-    /// All snapshots, oldest first. Damaged snapshot objects are an error.
+    /// All readable snapshots, oldest first. A damaged snapshot object is
+    /// left out with a warning (`check` reports it), so one bad object does
+    /// not keep the others from being listed or restored.
     pub async fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
         let (ok, damaged) = self.read_snapshots().await?;
-        if let Some(e) = damaged.into_iter().next() {
-            return Err(e);
+        for e in damaged {
+            tracing::warn!("{e}");
         }
         Ok(ok)
+    }
+
+    /// Read one snapshot by its full id.
+    pub async fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        match self.read_object(ObjectKind::Snapshot, id).await {
+            Ok(bytes) => Snapshot::decode(&self.inner.crypto, id, bytes),
+            Err(Error::MissingObject { .. }) => Err(Error::SnapshotNotFound(id.to_hex())),
+            Err(e) => Err(e),
+        }
     }
 
     /// All readable snapshots plus the damage found reading the others.
@@ -390,7 +401,7 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-        snapshots.sort_by(|a, b| (a.1.time, a.0).cmp(&(b.1.time, b.0)));
+        snapshots.sort_by_key(|(id, s)| (s.time, *id));
         Ok((snapshots, damaged))
     }
 
@@ -532,9 +543,9 @@ pub(crate) async fn decode_off_thread(
     raw_len: u32,
 ) -> Result<Vec<u8>> {
     if stored.len() < 64 * 1024 {
-        blob::decode(&crypto, kind, &id, stored, raw_len)
+        blob::decode(&crypto, kind, &id, &stored, raw_len)
     } else {
-        tokio::task::spawn_blocking(move || blob::decode(&crypto, kind, &id, stored, raw_len))
+        tokio::task::spawn_blocking(move || blob::decode(&crypto, kind, &id, &stored, raw_len))
             .await
             .expect("decode task")
     }

@@ -272,12 +272,7 @@ impl Repository {
         progress: Arc<Progress>,
     ) -> Result<RestoreSummary> {
         let started = Instant::now();
-        let snap = self
-            .snapshots()
-            .await?
-            .into_iter()
-            .find(|(id, _)| id == snapshot);
-        let (_, snap) = snap.ok_or_else(|| Error::SnapshotNotFound(snapshot.to_hex()))?;
+        let snap = self.load_snapshot(snapshot).await?;
         let includes = opts
             .includes
             .iter()
@@ -346,26 +341,13 @@ impl Repository {
     ) -> Result<()> {
         let blobs = &plan.packs[&pack];
         let path = ObjectKind::Pack.path(&pack);
-        // Read runs of blobs that lie close together in one request each.
-        const GAP: u32 = 1024 * 1024;
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        for (i, b) in blobs.iter().enumerate() {
-            match runs.last_mut() {
-                Some((_, end))
-                    if b.entry.offset
-                        <= blobs[*end - 1].entry.offset + blobs[*end - 1].entry.length + GAP =>
-                {
-                    *end = i + 1
-                }
-                _ => runs.push((i, i + 1)),
-            }
-        }
+        let runs = read_runs(blobs);
         for (start, end) in runs {
             let first = blobs[start].entry.offset;
             let last = &blobs[end - 1].entry;
-            let bytes = self
+            let pieces = self
                 .storage()
-                .read_range(
+                .read_range_pieces(
                     &path,
                     u64::from(first),
                     u64::from(last.offset + last.length - first),
@@ -389,8 +371,9 @@ impl Repository {
                 for blob_plan in &blobs[start..end] {
                     let e = &blob_plan.entry;
                     let at = (e.offset - first) as usize;
-                    let stored = bytes[at..at + e.length as usize].to_vec();
-                    let data = blob::decode(&crypto, BlobKind::Data, &e.id, stored, e.raw_length)?;
+                    let stored = pieces.slice(at..at + e.length as usize).to_bytes();
+                    let data = blob::decode(&crypto, BlobKind::Data, &e.id, &stored, e.raw_length)?;
+                    drop(stored);
                     for t in &blob_plan.targets {
                         let file = &plan.files[t.file as usize];
                         let path = target.join(&file.path);
@@ -413,6 +396,33 @@ impl Repository {
         Ok(())
     }
 }
+
+/// Group a pack's needed blobs (sorted by offset) into read requests: blobs
+/// less than [`RUN_GAP`] apart share a request, and a request stops growing
+/// at [`RUN_LIMIT`] bytes, which bounds the memory of reads in flight.
+fn read_runs(blobs: &[BlobPlan]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, b) in blobs.iter().enumerate() {
+        match runs.last_mut() {
+            Some((start, end)) => {
+                let run_start = blobs[*start].entry.offset;
+                let prev = &blobs[*end - 1].entry;
+                let close = b.entry.offset <= prev.offset + prev.length + RUN_GAP;
+                let small = b.entry.offset + b.entry.length - run_start <= RUN_LIMIT;
+                if close && small {
+                    *end = i + 1;
+                } else {
+                    runs.push((i, i + 1));
+                }
+            }
+            None => runs.push((i, i + 1)),
+        }
+    }
+    runs
+}
+
+const RUN_GAP: u32 = 1024 * 1024;
+const RUN_LIMIT: u32 = 8 * 1024 * 1024;
 
 fn create_structure(plan: &Plan, target: &Path, progress: &Progress) -> Result<()> {
     for (path, _) in &plan.dirs {

@@ -73,6 +73,40 @@ pub const CONFIG_PATH: &str = "config";
 /// Directory of temporary files on local disk (partial writes of killed processes).
 pub const TMP_DIR: &str = "tmp/";
 
+/// Settings of S3-compatible storage.
+#[derive(Debug, Clone, Default)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix of the repository inside the bucket.
+    pub prefix: String,
+    /// Endpoint URL of an S3-compatible server (default: AWS).
+    pub endpoint: Option<String>,
+    /// Region (default `us-east-1`).
+    pub region: Option<String>,
+    /// Static credentials; `None` uses the AWS default chain.
+    pub credentials: Option<S3Credentials>,
+}
+
+/// Static S3 credentials.
+#[derive(Clone, Default)]
+pub struct S3Credentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Session token of temporary credentials.
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An object found by listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListedObject {
@@ -156,13 +190,18 @@ impl Storage {
                 "S3 URL {url:?} names no bucket: use s3://BUCKET/PREFIX"
             )));
         }
-        let mut endpoint =
-            env_nonempty("AWS_ENDPOINT_URL_S3").or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
-        let mut region = env_nonempty("AWS_REGION").or_else(|| env_nonempty("AWS_DEFAULT_REGION"));
+        let mut config = S3Config {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            endpoint: env_nonempty("AWS_ENDPOINT_URL_S3")
+                .or_else(|| env_nonempty("AWS_ENDPOINT_URL")),
+            region: env_nonempty("AWS_REGION").or_else(|| env_nonempty("AWS_DEFAULT_REGION")),
+            credentials: None,
+        };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
-                Some(("endpoint", v)) => endpoint = Some(v.to_string()),
-                Some(("region", v)) => region = Some(v.to_string()),
+                Some(("endpoint", v)) => config.endpoint = Some(v.to_string()),
+                Some(("region", v)) => config.region = Some(v.to_string()),
                 _ => {
                     return Err(Error::InvalidInput(format!(
                         "unknown option {pair:?} in S3 URL: only endpoint=URL and region=NAME are understood"
@@ -170,26 +209,16 @@ impl Storage {
                 }
             }
         }
-        let mut builder = opendal::services::S3::default()
-            .bucket(bucket)
-            .root(&format!("/{}", prefix.trim_matches('/')))
-            .region(region.as_deref().unwrap_or("us-east-1"));
-        if let Some(endpoint) = &endpoint {
-            builder = builder.endpoint(endpoint);
-        }
         match (
             env_nonempty("AWS_ACCESS_KEY_ID"),
             env_nonempty("AWS_SECRET_ACCESS_KEY"),
         ) {
-            (Some(id), Some(secret)) => {
-                builder = builder
-                    .access_key_id(&id)
-                    .secret_access_key(&secret)
-                    .disable_config_load()
-                    .disable_ec2_metadata();
-                if let Some(token) = env_nonempty("AWS_SESSION_TOKEN") {
-                    builder = builder.session_token(&token);
-                }
+            (Some(access_key_id), Some(secret_access_key)) => {
+                config.credentials = Some(S3Credentials {
+                    access_key_id,
+                    secret_access_key,
+                    session_token: env_nonempty("AWS_SESSION_TOKEN"),
+                });
             }
             (None, None) => {}
             _ => {
@@ -198,10 +227,39 @@ impl Storage {
                 ));
             }
         }
+        Self::s3(&config)
+    }
+
+    /// Open S3-compatible storage from explicit settings.
+    pub fn s3(config: &S3Config) -> Result<Self> {
+        // The HTTP transport S3 needs is installed once per process.
+        opendal::install_default();
+        let mut builder = opendal::services::S3::default()
+            .bucket(&config.bucket)
+            .root(&format!("/{}", config.prefix.trim_matches('/')))
+            .region(config.region.as_deref().unwrap_or("us-east-1"));
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint(endpoint);
+        }
+        if let Some(c) = &config.credentials {
+            builder = builder
+                .access_key_id(&c.access_key_id)
+                .secret_access_key(&c.secret_access_key)
+                .disable_config_load()
+                .disable_ec2_metadata();
+            if let Some(token) = &c.session_token {
+                builder = builder.session_token(token);
+            }
+        }
         let location = format!(
-            "s3://{bucket}/{}{}",
-            prefix.trim_matches('/'),
-            endpoint.map(|e| format!(" at {e}")).unwrap_or_default()
+            "s3://{}/{}{}",
+            config.bucket,
+            config.prefix.trim_matches('/'),
+            config
+                .endpoint
+                .as_ref()
+                .map(|e| format!(" at {e}"))
+                .unwrap_or_default()
         );
         let op = Operator::new(builder)
             .map_err(|e| Error::StorageUnreachable {
@@ -249,20 +307,31 @@ impl Storage {
         }
     }
 
-    /// Read a whole object.
+    /// Read a whole object into one contiguous buffer.
     pub async fn read(&self, path: &str) -> Result<Vec<u8>> {
-        let buf = self
-            .op
-            .read(path)
-            .await
-            .map_err(|e| self.map_err(path, e))?;
-        Ok(buf.to_vec())
+        Ok(self.read_pieces(path).await?.to_vec())
     }
 
-    /// Read `len` bytes at `offset`.
+    /// Read a whole object as the pieces the backend returned (no copy into
+    /// one buffer: large packs are processed piece by piece).
+    pub async fn read_pieces(&self, path: &str) -> Result<opendal::Buffer> {
+        self.op.read(path).await.map_err(|e| self.map_err(path, e))
+    }
+
+    /// Read `len` bytes at `offset` into one contiguous buffer.
     pub async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        Ok(self.read_range_pieces(path, offset, len).await?.to_vec())
+    }
+
+    /// Read `len` bytes at `offset` as the backend's pieces.
+    pub async fn read_range_pieces(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<opendal::Buffer> {
         if len == 0 {
-            return Ok(Vec::new());
+            return Ok(opendal::Buffer::new());
         }
         let buf = self
             .op
@@ -279,7 +348,7 @@ impl Storage {
                 ),
             ));
         }
-        Ok(buf.to_vec())
+        Ok(buf)
     }
 
     /// Write a whole object (atomically, see the module docs).

@@ -143,7 +143,10 @@ fn init_logging() {
 /// Parse a duration: `0`, `90s`, `30m`, `23h`, `2d`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
     let n: u64 = number
         .parse()
         .map_err(|_| format!("{text:?} is not a duration: use e.g. 0, 90s, 30m, 23h or 2d"))?;

@@ -4,7 +4,10 @@ use serde::Serialize;
 
 /// Print a value as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).expect("output serializes"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("output serializes")
+    );
 }
 
 /// Bytes for people: `0 B`, `12.3 KiB`, `4.0 GiB`.
@@ -16,7 +19,11 @@ pub fn bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// Print rows as columns separated by two spaces, the first row a header.
@@ -33,7 +40,13 @@ pub fn table(rows: &[Vec<String>]) {
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(i, (cell, w))| if i + 1 == row.len() { cell.clone() } else { format!("{cell:<w$}") })
+            .map(|(i, (cell, w))| {
+                if i + 1 == row.len() {
+                    cell.clone()
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
             .collect();
         println!("{}", line.join("  ").trim_end());
     }

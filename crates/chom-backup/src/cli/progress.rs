@@ -22,7 +22,10 @@ impl Bar {
     /// Start drawing `progress` with a verb (`backing up`) if `enabled`.
     pub fn start(progress: &Arc<Progress>, verb: &'static str, enabled: bool) -> Self {
         if !enabled {
-            return Bar { stop: None, task: None };
+            return Bar {
+                stop: None,
+                task: None,
+            };
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel();
@@ -32,8 +35,10 @@ impl Bar {
                 "{msg} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
             )
             .expect("template");
-            let without_total =
-                ProgressStyle::with_template("{msg} {spinner} {bytes} {binary_bytes_per_sec} {elapsed}").expect("template");
+            let without_total = ProgressStyle::with_template(
+                "{msg} {spinner} {bytes} {binary_bytes_per_sec} {elapsed}",
+            )
+            .expect("template");
             bar.set_style(without_total.clone());
             loop {
                 let s = progress.snapshot();

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chom_repo::{
-    BackupOptions, CheckOptions, ExportFormat, ExportOptions, Id, InitOptions, KdfParams, ParentSelection, Progress,
-    PruneOptions, ReadData, Repository, RestoreOptions, Snapshot, Source, Storage,
+    BackupOptions, CheckOptions, ExportFormat, ExportOptions, Id, InitOptions, KdfParams,
+    ParentSelection, Progress, PruneOptions, ReadData, Repository, RestoreOptions, Snapshot,
+    Source, Storage,
 };
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -25,7 +26,12 @@ use super::{CmdResult, Failure, parse_duration};
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// Repository: a path, file://PATH or s3://BUCKET/PREFIX[?endpoint=URL&region=R].
-    #[arg(long = "repo", env = "CHOM_BACKUP_REPOSITORY", global = true, value_name = "URL")]
+    #[arg(
+        long = "repo",
+        env = "CHOM_BACKUP_REPOSITORY",
+        global = true,
+        value_name = "URL"
+    )]
     repo: Option<String>,
     /// Read the repository password from this file (else CHOM_BACKUP_PASSWORD).
     #[arg(long, global = true, value_name = "FILE")]
@@ -209,8 +215,12 @@ enum KeyCommand {
 }
 
 fn read_secret_file(path: &Path, what: &str) -> Result<String, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::usage(format!("cannot read the {what} file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::usage(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })?;
     Ok(text.trim_end_matches(['\n', '\r']).to_string())
 }
 
@@ -225,16 +235,17 @@ fn new_password(file: &Option<PathBuf>) -> Result<String, Failure> {
     match file {
         Some(f) => read_secret_file(f, "new password"),
         None => std::env::var("CHOM_BACKUP_NEW_PASSWORD").map_err(|_| {
-            Failure::usage("give the new password with --new-password-file FILE or CHOM_BACKUP_NEW_PASSWORD")
+            Failure::usage(
+                "give the new password with --new-password-file FILE or CHOM_BACKUP_NEW_PASSWORD",
+            )
         }),
     }
 }
 
 fn repo_url(global: &GlobalArgs) -> Result<&str, Failure> {
-    global
-        .repo
-        .as_deref()
-        .ok_or_else(|| Failure::usage("no repository given: pass --repo URL or set CHOM_BACKUP_REPOSITORY"))
+    global.repo.as_deref().ok_or_else(|| {
+        Failure::usage("no repository given: pass --repo URL or set CHOM_BACKUP_REPOSITORY")
+    })
 }
 
 async fn open(global: &GlobalArgs) -> Result<Repository, Failure> {
@@ -243,7 +254,10 @@ async fn open(global: &GlobalArgs) -> Result<Repository, Failure> {
         .await?
         .with_stale_lock_after(global.stale_lock_after);
     if !repo.is_encrypted() {
-        eprintln!("warning: the repository at {} is not encrypted", repo.storage().location());
+        eprintln!(
+            "warning: the repository at {} is not encrypted",
+            repo.storage().location()
+        );
     }
     Ok(repo)
 }
@@ -257,7 +271,8 @@ fn tags(list: &[String]) -> Result<BTreeMap<String, String>, Failure> {
 fn cancel_on_signal(progress: &Arc<Progress>) -> tokio::task::JoinHandle<()> {
     let progress = progress.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -285,11 +300,16 @@ fn snapshot_json(id: &Id, snapshot: &Snapshot) -> serde_json::Value {
 }
 
 fn format_tags(tags: &BTreeMap<String, String>) -> String {
-    tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn local_time(t: &jiff::Timestamp) -> String {
-    t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string()
+    t.to_zoned_datetime(jiff::tz::TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// Run a `repo` command.
@@ -318,7 +338,11 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             } else {
                 println!(
                     "created {} repository {} at {}",
-                    if repo.is_encrypted() { "encrypted" } else { "UNENCRYPTED" },
+                    if repo.is_encrypted() {
+                        "encrypted"
+                    } else {
+                        "UNENCRYPTED"
+                    },
                     repo.config().id.short(),
                     repo.storage().location()
                 );
@@ -338,7 +362,9 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             let mut sources: Vec<Source> = paths.iter().map(Source::path).collect();
             if let Some(name) = &stdin_name {
                 if std::io::stdin().is_terminal() {
-                    return Err(Failure::usage("--stdin-name reads standard input, but it is a terminal: pipe the data in"));
+                    return Err(Failure::usage(
+                        "--stdin-name reads standard input, but it is a terminal: pipe the data in",
+                    ));
                 }
                 sources.push(Source::stream(name, std::io::stdin()));
             }
@@ -346,7 +372,11 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             opts.tags = tags(&tag_list)?;
             opts.excludes = excludes;
             opts.host = host;
-            opts.parent = if force { ParentSelection::None } else { ParentSelection::Auto };
+            opts.parent = if force {
+                ParentSelection::None
+            } else {
+                ParentSelection::Auto
+            };
             opts.compression_level = compression;
             opts.estimate_totals = show_bar;
             let progress = Progress::new();
@@ -385,12 +415,23 @@ pub async fn run(args: RepoArgs) -> CmdResult {
         RepoCommand::Snapshots { tags: tag_list } => {
             let repo = open(&g).await?;
             let filter = tags(&tag_list)?;
-            let list: Vec<(Id, Snapshot)> = repo.snapshots().await?.into_iter().filter(|(_, s)| s.has_tags(&filter)).collect();
+            let list: Vec<(Id, Snapshot)> = repo
+                .snapshots()
+                .await?
+                .into_iter()
+                .filter(|(_, s)| s.has_tags(&filter))
+                .collect();
             if g.json {
-                let items: Vec<serde_json::Value> = list.iter().map(|(id, s)| snapshot_json(id, s)).collect();
+                let items: Vec<serde_json::Value> =
+                    list.iter().map(|(id, s)| snapshot_json(id, s)).collect();
                 output::json(&items);
             } else {
-                let mut rows = vec![vec!["ID", "TIME", "HOST", "TAGS", "SIZE", "PATHS"].into_iter().map(String::from).collect()];
+                let mut rows = vec![
+                    vec!["ID", "TIME", "HOST", "TAGS", "SIZE", "PATHS"]
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
+                ];
                 for (id, s) in &list {
                     rows.push(vec![
                         id.short(),
@@ -406,7 +447,11 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             }
             Ok(())
         }
-        RepoCommand::Ls { snapshot, path, tags: tag_list } => {
+        RepoCommand::Ls {
+            snapshot,
+            path,
+            tags: tag_list,
+        } => {
             let repo = open(&g).await?;
             let (id, _) = repo.find_snapshot(&snapshot, &tags(&tag_list)?).await?;
             let entries = repo.ls(&id, path.as_deref().unwrap_or("")).await?;
@@ -420,7 +465,10 @@ pub async fn run(args: RepoArgs) -> CmdResult {
                         chom_repo::NodeKind::Symlink => 'l',
                     };
                     let target = e.target.map(|t| format!(" -> {t}")).unwrap_or_default();
-                    println!("{kind} {:04o} {:>5} {:>5} {:>12} {}{target}", e.mode, e.uid, e.gid, e.size, e.path);
+                    println!(
+                        "{kind} {:04o} {:>5} {:>5} {:>12} {}{target}",
+                        e.mode, e.uid, e.gid, e.size, e.path
+                    );
                 }
             }
             Ok(())
@@ -441,7 +489,9 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             drawn.finish().await;
             let summary = result?;
             if g.json {
-                output::json(&serde_json::json!({ "snapshot": id, "target": target, "summary": summary }));
+                output::json(
+                    &serde_json::json!({ "snapshot": id, "target": target, "summary": summary }),
+                );
             } else {
                 println!(
                     "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {:.1} s",
@@ -484,7 +534,9 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             let mut ids = Vec::new();
             for spec in &snapshots {
                 if spec == "latest" {
-                    return Err(Failure::usage("forget takes explicit snapshot ids, not `latest`"));
+                    return Err(Failure::usage(
+                        "forget takes explicit snapshot ids, not `latest`",
+                    ));
                 }
                 ids.push(repo.find_snapshot(spec, &none).await?.0);
             }
@@ -499,7 +551,11 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             }
             Ok(())
         }
-        RepoCommand::Prune { max_unused, grace, dry_run } => {
+        RepoCommand::Prune {
+            max_unused,
+            grace,
+            dry_run,
+        } => {
             let repo = open(&g).await?;
             let mut opts = PruneOptions::default();
             opts.max_unused_percent = max_unused;
@@ -517,7 +573,11 @@ pub async fn run(args: RepoArgs) -> CmdResult {
                 println!("{} snapshots need {} blobs", r.snapshots, r.used_blobs);
                 println!(
                     "packs: {} kept, {} marked unused, {} repacked into {}, {} revived",
-                    r.packs_kept, r.packs_marked, r.packs_repacked, r.packs_written, r.packs_revived
+                    r.packs_kept,
+                    r.packs_marked,
+                    r.packs_repacked,
+                    r.packs_written,
+                    r.packs_revived
                 );
                 println!(
                     "{verb} delete {} packs ({}); {} packs ({}) wait for their grace period or a running backup",
@@ -529,7 +589,10 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             }
             Ok(())
         }
-        RepoCommand::Check { read_data, read_data_subset } => {
+        RepoCommand::Check {
+            read_data,
+            read_data_subset,
+        } => {
             let repo = open(&g).await?;
             let mut opts = CheckOptions::default();
             opts.read_data = match (read_data, read_data_subset) {
@@ -538,7 +601,11 @@ pub async fn run(args: RepoArgs) -> CmdResult {
                 (false, None) => ReadData::None,
             };
             let progress = Progress::new();
-            let drawn = Bar::start(&progress, "checking", show_bar && opts.read_data != ReadData::None);
+            let drawn = Bar::start(
+                &progress,
+                "checking",
+                show_bar && opts.read_data != ReadData::None,
+            );
             let result = repo.check(&opts, progress).await;
             drawn.finish().await;
             let report = result?;
@@ -572,7 +639,8 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             if report.is_ok() {
                 Ok(())
             } else {
-                let mut f = Failure::damage(format!("check found {} problems", report.problems.len()));
+                let mut f =
+                    Failure::damage(format!("check found {} problems", report.problems.len()));
                 f.reported = g.json;
                 Err(f)
             }
@@ -597,15 +665,22 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             let summary = match out_path.filter(|p| p.as_os_str() != "-") {
                 Some(path) => {
                     let partial = partial_path(&path);
-                    let file = std::fs::File::create(&partial)
-                        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", partial.display())))?;
+                    let file = std::fs::File::create(&partial).map_err(|e| {
+                        Failure::usage(format!("cannot create {}: {e}", partial.display()))
+                    })?;
                     let drawn = Bar::start(&progress, "exporting", show_bar);
-                    let result = repo.export(&id, std::io::BufWriter::new(file), format, &opts, progress).await;
+                    let result = repo
+                        .export(&id, std::io::BufWriter::new(file), format, &opts, progress)
+                        .await;
                     drawn.finish().await;
                     match result {
                         Ok(summary) => {
-                            std::fs::rename(&partial, &path)
-                                .map_err(|e| Failure::usage(format!("cannot move the export to {}: {e}", path.display())))?;
+                            std::fs::rename(&partial, &path).map_err(|e| {
+                                Failure::usage(format!(
+                                    "cannot move the export to {}: {e}",
+                                    path.display()
+                                ))
+                            })?;
                             summary
                         }
                         Err(e) => {
@@ -616,13 +691,18 @@ pub async fn run(args: RepoArgs) -> CmdResult {
                 }
                 None => {
                     if std::io::stdout().is_terminal() {
-                        return Err(Failure::usage("refusing to write a tar archive to a terminal: use -o FILE or a pipe"));
+                        return Err(Failure::usage(
+                            "refusing to write a tar archive to a terminal: use -o FILE or a pipe",
+                        ));
                     }
-                    repo.export(&id, std::io::stdout(), format, &opts, progress).await?
+                    repo.export(&id, std::io::stdout(), format, &opts, progress)
+                        .await?
                 }
             };
             if g.json {
-                output::json(&serde_json::json!({ "snapshot": id, "format": format, "summary": summary }));
+                output::json(
+                    &serde_json::json!({ "snapshot": id, "format": format, "summary": summary }),
+                );
             } else {
                 eprintln!(
                     "exported snapshot {}: {} files, {} dirs, {} symlinks, {}",
@@ -642,14 +722,25 @@ pub async fn run(args: RepoArgs) -> CmdResult {
                 output::json(&s);
             } else {
                 println!("snapshots:           {}", s.snapshots);
-                println!("packs:               {} ({} marked for deletion)", s.packs, s.packs_marked);
+                println!(
+                    "packs:               {} ({} marked for deletion)",
+                    s.packs, s.packs_marked
+                );
                 println!("stored:              {}", bytes(s.stored_bytes));
-                println!("unique content:      {} in {} chunks", bytes(s.unique_bytes), s.data_blobs);
+                println!(
+                    "unique content:      {} in {} chunks",
+                    bytes(s.unique_bytes),
+                    s.data_blobs
+                );
                 println!("trees:               {}", s.tree_blobs);
                 println!("all snapshots hold:  {}", bytes(s.logical_bytes));
                 println!("deduplication:       {:.2}x", s.dedup_ratio);
                 println!("compression:         {:.2}x", s.compression_ratio);
-                println!("index memory:        {} ({:.0} bytes per blob)", bytes(s.index_memory_bytes), s.index_bytes_per_blob);
+                println!(
+                    "index memory:        {} ({:.0} bytes per blob)",
+                    bytes(s.index_memory_bytes),
+                    s.index_bytes_per_blob
+                );
             }
             Ok(())
         }
@@ -657,7 +748,9 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             let repo = open(&g).await?;
             match command {
                 KeyCommand::Add { new_password_file } => {
-                    let id = repo.add_key(&new_password(&new_password_file)?, KdfParams::default()).await?;
+                    let id = repo
+                        .add_key(&new_password(&new_password_file)?, KdfParams::default())
+                        .await?;
                     if g.json {
                         output::json(&serde_json::json!({ "added": id }));
                     } else {
@@ -669,7 +762,12 @@ pub async fn run(args: RepoArgs) -> CmdResult {
                     if g.json {
                         output::json(&keys);
                     } else {
-                        let mut rows = vec![vec!["", "ID", "CREATED", "HOST", "USER"].into_iter().map(String::from).collect()];
+                        let mut rows = vec![
+                            vec!["", "ID", "CREATED", "HOST", "USER"]
+                                .into_iter()
+                                .map(String::from)
+                                .collect(),
+                        ];
                         for k in keys {
                             rows.push(vec![
                                 if k.current { "*".into() } else { String::new() },
@@ -691,7 +789,9 @@ pub async fn run(args: RepoArgs) -> CmdResult {
                     }
                 }
                 KeyCommand::Passwd { new_password_file } => {
-                    let id = repo.change_password(&new_password(&new_password_file)?, KdfParams::default()).await?;
+                    let id = repo
+                        .change_password(&new_password(&new_password_file)?, KdfParams::default())
+                        .await?;
                     if g.json {
                         output::json(&serde_json::json!({ "new_key": id }));
                     } else {
@@ -731,7 +831,10 @@ pub async fn run(args: RepoArgs) -> CmdResult {
 }
 
 fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".partial");
     path.with_file_name(name)
 }

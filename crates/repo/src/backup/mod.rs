@@ -318,16 +318,15 @@ impl Repository {
         let ctx2 = ctx.clone();
         let pipeline =
             tokio::task::spawn_blocking(move || -> Result<(assembler::Assembled, UploadReport)> {
-                let assembled = run_pipeline(
-                    &ctx2,
-                    &repo,
+                let input = PipelineInput {
                     plan,
                     excludes,
                     parent_root,
                     workers,
-                    estimate,
+                    estimate_totals: estimate,
                     time,
-                );
+                };
+                let assembled = run_pipeline(&ctx2, &repo, input);
                 match assembled {
                     Ok(assembled) => {
                         let report = ctx2.packer.finish_blocking(&ctx2.handle)?;
@@ -378,13 +377,7 @@ impl Repository {
     ) -> Result<Option<(Id, Snapshot)>> {
         match opts.parent {
             ParentSelection::None => Ok(None),
-            ParentSelection::Snapshot(id) => Ok(self
-                .snapshots()
-                .await?
-                .into_iter()
-                .find(|(sid, _)| *sid == id)
-                .map(Some)
-                .ok_or_else(|| Error::SnapshotNotFound(id.to_hex()))?),
+            ParentSelection::Snapshot(id) => Ok(Some((id, self.load_snapshot(&id).await?))),
             ParentSelection::Auto => Ok(self
                 .snapshots()
                 .await?
@@ -395,16 +388,29 @@ impl Repository {
     }
 }
 
-fn run_pipeline(
-    ctx: &Arc<Ctx>,
-    repo: &Repository,
+/// What the pipeline threads work on, besides the shared context.
+struct PipelineInput {
     plan: Plan,
     excludes: Excludes,
     parent_root: Option<Tree>,
     workers: usize,
     estimate_totals: bool,
     time: Timestamp,
+}
+
+fn run_pipeline(
+    ctx: &Arc<Ctx>,
+    repo: &Repository,
+    input: PipelineInput,
 ) -> Result<assembler::Assembled> {
+    let PipelineInput {
+        plan,
+        excludes,
+        parent_root,
+        workers,
+        estimate_totals,
+        time,
+    } = input;
     let (job_tx, job_rx) = crossbeam_channel::bounded(workers * 16);
     let (dir_tx, dir_rx) = crossbeam_channel::unbounded();
     std::thread::scope(|scope| {

@@ -51,8 +51,9 @@ const FLAG_ZSTD: u8 = 1;
 const INCOMPRESSIBLE_SAMPLE: usize = 16 * 1024;
 const INCOMPRESSIBLE_RATIO: f64 = 0.97;
 
-/// A blob ready to be placed in a pack.
-pub struct EncodedBlob {
+/// A blob ready to be placed in a pack. It borrows its bytes: encoding
+/// reuses one buffer per thread, and the packer copies the bytes into the pack.
+pub struct EncodedBlob<'a> {
     /// Blob id (keyed hash of the plaintext).
     pub id: Id,
     /// Data or tree.
@@ -62,12 +63,23 @@ pub struct EncodedBlob {
     /// Whether the payload is compressed.
     pub compressed: bool,
     /// Stored bytes.
-    pub bytes: Vec<u8>,
+    pub bytes: &'a [u8],
+}
+
+/// Per-thread buffers and zstd contexts. Encoding and decoding allocate
+/// nothing per blob once these have grown: large allocations are costly here
+/// (the allocator maps and unmaps them), and blobs come by the thousand.
+#[derive(Default)]
+struct Scratch {
+    compressor: Option<(i32, zstd::bulk::Compressor<'static>)>,
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+    sealed: Vec<u8>,
+    probe: Vec<u8>,
+    plain: Vec<u8>,
 }
 
 thread_local! {
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 fn aad(kind: BlobKind, id: &Id) -> [u8; 33] {
@@ -77,76 +89,93 @@ fn aad(kind: BlobKind, id: &Id) -> [u8; 33] {
     aad
 }
 
-/// Compress `data` into `out` (appending); returns false (leaving `out`
-/// untouched) when compression does not shrink it.
-fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
+/// Append zstd(`data`) to `out`; returns false (leaving `out` as it was)
+/// when compression does not pay.
+fn compress_into(scratch: &mut Scratch, data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
     if level == 0 || data.len() < 64 {
         return false;
     }
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
-            *slot = Some((
-                level,
-                zstd::bulk::Compressor::new(level).expect("zstd context"),
-            ));
+    if scratch.compressor.as_ref().map(|(l, _)| *l) != Some(level) {
+        scratch.compressor = Some((
+            level,
+            zstd::bulk::Compressor::new(level).expect("zstd context"),
+        ));
+    }
+    let (_, compressor) = scratch.compressor.as_mut().expect("just set");
+    if data.len() > 4 * INCOMPRESSIBLE_SAMPLE {
+        let sample = &data[..INCOMPRESSIBLE_SAMPLE];
+        scratch.probe.clear();
+        scratch
+            .probe
+            .reserve(zstd::zstd_safe::compress_bound(sample.len()));
+        if compressor
+            .compress_to_buffer(sample, &mut scratch.probe)
+            .is_ok()
+            && scratch.probe.len() as f64 > sample.len() as f64 * INCOMPRESSIBLE_RATIO
+        {
+            return false;
         }
-        let (_, compressor) = slot.as_mut().expect("just set");
-        if data.len() > 4 * INCOMPRESSIBLE_SAMPLE {
-            let sample = &data[..INCOMPRESSIBLE_SAMPLE];
-            let mut probe = Vec::with_capacity(zstd::zstd_safe::compress_bound(sample.len()));
-            if compressor.compress_to_buffer(sample, &mut probe).is_ok()
-                && probe.len() as f64 > sample.len() as f64 * INCOMPRESSIBLE_RATIO
-            {
-                return false;
-            }
+    }
+    let start = out.len();
+    out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+    // A cursor writes into the spare capacity after `start` without
+    // zero-filling it first.
+    let mut cursor = std::io::Cursor::new(&mut *out);
+    cursor.set_position(start as u64);
+    match compressor.compress_to_buffer(data, &mut cursor) {
+        Ok(n) if n < data.len() => true,
+        _ => {
+            out.truncate(start);
+            false
         }
-        let start = out.len();
-        let bound = zstd::zstd_safe::compress_bound(data.len());
-        out.resize(start + bound, 0);
-        match compressor.compress_to_buffer(data, &mut out[start..]) {
-            Ok(n) if n < data.len() => {
-                out.truncate(start + n);
-                true
-            }
-            _ => {
-                out.truncate(start);
-                false
-            }
+    }
+}
+
+/// Compress (at `level`, 0 = never) and seal a blob whose id is known, and
+/// hand the result to `f`.
+pub fn encode_with<R>(
+    crypto: &Crypto,
+    kind: BlobKind,
+    id: Id,
+    data: &[u8],
+    level: i32,
+    f: impl FnOnce(&EncodedBlob<'_>) -> R,
+) -> R {
+    SCRATCH.with(|cell| {
+        let scratch = &mut *cell.borrow_mut();
+        let mut buf = std::mem::take(&mut scratch.sealed);
+        buf.clear();
+        let prefix = crypto.prefix_len();
+        buf.resize(prefix, 0);
+        buf.push(FLAG_ZSTD);
+        let compressed = compress_into(scratch, data, level, &mut buf);
+        if !compressed {
+            buf[prefix] = FLAG_RAW;
+            buf.extend_from_slice(data);
         }
+        crypto.seal_in_place(&aad(kind, &id), &mut buf);
+        let result = f(&EncodedBlob {
+            id,
+            kind,
+            raw_len: data.len() as u32,
+            compressed,
+            bytes: &buf,
+        });
+        scratch.sealed = buf;
+        result
     })
 }
 
-/// Compress (at `level`, 0 = never) and seal a blob whose id is known.
-pub fn encode(crypto: &Crypto, kind: BlobKind, id: Id, data: &[u8], level: i32) -> EncodedBlob {
-    let prefix = crypto.prefix_len();
-    let mut buf = Vec::with_capacity(prefix + 1 + data.len() + crate::crypto::TAG_LEN);
-    buf.resize(prefix, 0);
-    buf.push(FLAG_ZSTD);
-    let compressed = compress_into(data, level, &mut buf);
-    if !compressed {
-        buf[prefix] = FLAG_RAW;
-        buf.extend_from_slice(data);
-    }
-    let bytes = crypto.seal_prepared(&aad(kind, &id), buf);
-    EncodedBlob {
-        id,
-        kind,
-        raw_len: data.len() as u32,
-        compressed,
-        bytes,
-    }
-}
-
-/// Open, decompress and verify a stored blob. `raw_len` (from the index)
-/// sizes the output buffer.
-pub fn decode(
+/// Open, decompress and verify a stored blob, and hand the plaintext to `f`
+/// (no allocation per blob). `raw_len` comes from the index.
+pub fn decode_with<R>(
     crypto: &Crypto,
     kind: BlobKind,
     id: &Id,
     stored: &[u8],
     raw_len: u32,
-) -> Result<Vec<u8>> {
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
     let what = || {
         format!(
             "{} blob {}",
@@ -158,41 +187,67 @@ pub fn decode(
             id.short()
         )
     };
-    let body = crypto
-        .open_to_vec(&aad(kind, id), stored)
-        .map_err(|e| Error::damaged(what(), e.to_string()))?;
-    let plain = match body.first().copied() {
-        None => return Err(Error::damaged(what(), "empty payload")),
-        Some(FLAG_RAW) => {
-            let mut body = body;
-            body.remove(0);
-            body
-        }
-        Some(FLAG_ZSTD) => DECOMPRESSOR
-            .with(|cell| {
-                let mut slot = cell.borrow_mut();
-                let decompressor = slot
+    SCRATCH.with(|cell| {
+        let scratch = &mut *cell.borrow_mut();
+        let body: &[u8] = if crypto.is_encrypted() {
+            let range = crypto
+                .open_into(&aad(kind, id), stored, &mut scratch.sealed)
+                .map_err(|e| Error::damaged(what(), e.to_string()))?;
+            &scratch.sealed[range]
+        } else {
+            stored
+        };
+        let plain: &[u8] = match body.split_first() {
+            None => return Err(Error::damaged(what(), "empty payload")),
+            Some((&FLAG_RAW, rest)) => rest,
+            Some((&FLAG_ZSTD, rest)) => {
+                let decompressor = scratch
+                    .decompressor
                     .get_or_insert_with(|| zstd::bulk::Decompressor::new().expect("zstd context"));
-                decompressor.decompress(&body[1..], raw_len as usize)
-            })
-            .map_err(|e| Error::damaged(what(), format!("zstd: {e}")))?,
-        Some(other) => {
+                scratch.plain.clear();
+                scratch.plain.reserve(raw_len as usize);
+                decompressor
+                    .decompress_to_buffer(rest, &mut scratch.plain)
+                    .map_err(|e| Error::damaged(what(), format!("zstd: {e}")))?;
+                &scratch.plain
+            }
+            Some((other, _)) => {
+                return Err(Error::damaged(
+                    what(),
+                    format!("unknown payload flag {other}"),
+                ));
+            }
+        };
+        if plain.len() != raw_len as usize {
             return Err(Error::damaged(
                 what(),
-                format!("unknown payload flag {other}"),
+                format!("length {} differs from the index's {raw_len}", plain.len()),
             ));
         }
-    };
-    if plain.len() != raw_len as usize {
-        return Err(Error::damaged(
-            what(),
-            format!("length {} differs from the index's {raw_len}", plain.len()),
-        ));
-    }
-    if crypto.blob_id(&plain) != *id {
-        return Err(Error::damaged(what(), "content does not match its id"));
-    }
-    Ok(plain)
+        if crypto.blob_id(plain) != *id {
+            return Err(Error::damaged(what(), "content does not match its id"));
+        }
+        Ok(f(plain))
+    })
+}
+
+/// [`decode_with`] into a new buffer.
+pub fn decode(
+    crypto: &Crypto,
+    kind: BlobKind,
+    id: &Id,
+    stored: &[u8],
+    raw_len: u32,
+) -> Result<Vec<u8>> {
+    decode_with(crypto, kind, id, stored, raw_len, <[u8]>::to_vec)
+}
+
+/// [`encode_with`] into a new buffer (tests and tools).
+#[cfg(test)]
+pub fn encode(crypto: &Crypto, kind: BlobKind, id: Id, data: &[u8], level: i32) -> (bool, Vec<u8>) {
+    encode_with(crypto, kind, id, data, level, |b| {
+        (b.compressed, b.bytes.to_vec())
+    })
 }
 
 #[cfg(test)]
@@ -206,33 +261,34 @@ mod tests {
             let crypto = Crypto::new(&MasterKey::generate(), encrypted);
             let text = b"the quick brown fox ".repeat(1000);
             let id = crypto.blob_id(&text);
-            let blob = encode(&crypto, BlobKind::Data, id, &text, 3);
-            assert!(blob.compressed && blob.bytes.len() < text.len() / 10);
+            let (compressed, bytes) = encode(&crypto, BlobKind::Data, id, &text, 3);
+            assert!(compressed && bytes.len() < text.len() / 10);
             assert_eq!(
-                decode(&crypto, BlobKind::Data, &id, &blob.bytes, text.len() as u32).unwrap(),
+                decode(&crypto, BlobKind::Data, &id, &bytes, text.len() as u32).unwrap(),
                 text
             );
 
-            let noise: Vec<u8> = (0..100_000u32)
-                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            let mut x = 0x2545_F491_4F6C_DD1Du64;
+            let noise: Vec<u8> = (0..100_000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x >> 24) as u8
+                })
                 .collect();
             let id = crypto.blob_id(&noise);
-            let blob = encode(&crypto, BlobKind::Data, id, &noise, 3);
+            let (compressed, bytes) = encode(&crypto, BlobKind::Data, id, &noise, 3);
+            assert!(!compressed, "incompressible data is stored raw");
             assert_eq!(
-                decode(
-                    &crypto,
-                    BlobKind::Data,
-                    &id,
-                    &blob.bytes,
-                    noise.len() as u32
-                )
-                .unwrap(),
+                decode(&crypto, BlobKind::Data, &id, &bytes, noise.len() as u32).unwrap(),
                 noise
             );
 
-            let blob = encode(&crypto, BlobKind::Tree, crypto.blob_id(b""), b"", 3);
+            let empty = crypto.blob_id(b"");
+            let (_, bytes) = encode(&crypto, BlobKind::Tree, empty, b"", 3);
             assert_eq!(
-                decode(&crypto, BlobKind::Tree, &blob.id, &blob.bytes, 0).unwrap(),
+                decode(&crypto, BlobKind::Tree, &empty, &bytes, 0).unwrap(),
                 b""
             );
         }
@@ -244,14 +300,14 @@ mod tests {
             let crypto = Crypto::new(&MasterKey::generate(), encrypted);
             let data = b"some file content".repeat(10);
             let id = crypto.blob_id(&data);
-            let blob = encode(&crypto, BlobKind::Data, id, &data, 3);
+            let (_, bytes) = encode(&crypto, BlobKind::Data, id, &data, 3);
             let len = data.len() as u32;
             if encrypted {
-                assert!(decode(&crypto, BlobKind::Tree, &id, &blob.bytes, len).is_err());
+                assert!(decode(&crypto, BlobKind::Tree, &id, &bytes, len).is_err());
             }
-            assert!(decode(&crypto, BlobKind::Data, &Id::random(), &blob.bytes, len).is_err());
-            for i in 0..blob.bytes.len() {
-                let mut bad = blob.bytes.clone();
+            assert!(decode(&crypto, BlobKind::Data, &Id::random(), &bytes, len).is_err());
+            for i in 0..bytes.len() {
+                let mut bad = bytes.clone();
                 bad[i] ^= 0x80;
                 assert!(
                     decode(&crypto, BlobKind::Data, &id, &bad, len).is_err(),

@@ -324,7 +324,7 @@ impl Repository {
         let crypto = self.crypto().clone();
         let pack = *pack;
         let listed = expected.get(&pack).cloned().unwrap_or_default();
-        let r = tokio::task::spawn_blocking(move || -> Result<()> {
+        let r = crate::cpu::run(move || -> Result<()> {
             let what = ObjectKind::Pack.describe(&pack);
             let mut hasher = blake3::Hasher::new();
             for piece in pieces.clone() {
@@ -348,11 +348,10 @@ impl Repository {
                 let stored = pieces
                     .slice(b.offset as usize..(b.offset + b.length) as usize)
                     .to_bytes();
-                blob::decode(&crypto, b.kind, &b.id, &stored, b.raw_length).map(|_| ())
+                blob::decode_with(&crypto, b.kind, &b.id, &stored, b.raw_length, |_| ())
             })
         })
-        .await
-        .expect("verify task");
+        .await;
         (len, r)
     }
 }

@@ -177,7 +177,7 @@ impl Crypto {
     }
 
     /// Bytes to reserve in front of a plaintext built in place for
-    /// [`Crypto::seal_prepared`].
+    /// [`Crypto::seal_in_place`].
     pub fn prefix_len(&self) -> usize {
         if self.is_encrypted() { NONCE_LEN } else { 0 }
     }
@@ -191,13 +191,25 @@ impl Crypto {
     }
 
     /// Seal a buffer whose first [`Crypto::prefix_len`] bytes are reserved
-    /// and whose remainder is the plaintext: avoids copying large blobs.
-    pub fn seal_prepared(&self, aad: &[u8], mut buf: Vec<u8>) -> Vec<u8> {
+    /// and whose remainder is the plaintext, without copying it.
+    pub fn seal_in_place(&self, aad: &[u8], buf: &mut Vec<u8>) {
         if let Some(key) = &self.cipher {
             fill_random(&mut buf[..NONCE_LEN]);
-            seal_in_place(key, aad, &mut buf);
+            seal_in_place(key, aad, buf);
         }
-        buf
+    }
+
+    /// Open a borrowed sealed message into `out` (its previous content is
+    /// replaced; its capacity reused) and return the plaintext's range in it.
+    pub fn open_into(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<std::ops::Range<usize>, OpenError> {
+        out.clear();
+        out.extend_from_slice(sealed);
+        self.open_in_place(aad, out)
     }
 
     /// Open a sealed message in place and return the plaintext range.
@@ -209,26 +221,6 @@ impl Crypto {
         match &self.cipher {
             Some(key) => open_with(key, aad, sealed),
             None => Ok(0..sealed.len()),
-        }
-    }
-
-    /// Open a sealed message from a borrowed buffer into a new one (one copy,
-    /// no matter whether the repository is encrypted).
-    pub fn open_to_vec(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
-        match &self.cipher {
-            None => Ok(sealed.to_vec()),
-            Some(key) => {
-                if sealed.len() < SEAL_OVERHEAD {
-                    return Err(OpenError::Truncated);
-                }
-                let body_end = sealed.len() - TAG_LEN;
-                let nonce = XNonce::try_from(&sealed[..NONCE_LEN]).expect("nonce length");
-                let tag = Tag::try_from(&sealed[body_end..]).expect("tag length");
-                let mut out = sealed[NONCE_LEN..body_end].to_vec();
-                key.decrypt_inout_detached(&nonce, aad, out.as_mut_slice().into(), &tag)
-                    .map_err(|_| OpenError::Forged)?;
-                Ok(out)
-            }
         }
     }
 
@@ -289,11 +281,13 @@ mod tests {
     }
 
     #[test]
-    fn seal_prepared_matches_seal() {
+    fn seal_in_place_matches_seal() {
         let crypto = Crypto::new(&MasterKey::generate(), true);
         let mut buf = vec![0u8; crypto.prefix_len()];
         buf.extend_from_slice(b"payload");
-        let sealed = crypto.seal_prepared(b"a", buf);
-        assert_eq!(crypto.open(b"a", sealed).unwrap(), b"payload");
+        crypto.seal_in_place(b"a", &mut buf);
+        let mut out = Vec::new();
+        let range = crypto.open_into(b"a", &buf, &mut out).unwrap();
+        assert_eq!(&out[range], b"payload");
     }
 }

@@ -390,6 +390,29 @@ mod tests {
     }
 
     #[test]
+    fn memory_per_blob_stays_under_100_bytes() {
+        let packs: Vec<IndexedPack> = (0..200)
+            .map(|_| IndexedPack {
+                id: Id::random(),
+                size: 16 << 20,
+                marked_at: None,
+                blobs: (0..1000u32).map(|i| entry(Id::random(), i * 10)).collect(),
+            })
+            .collect();
+        let index = MasterIndex::build(&[(
+            Id::random(),
+            IndexFile {
+                supersedes: vec![],
+                packs,
+            },
+        )]);
+        assert_eq!(index.live_blob_count(), 200_000);
+        let per_blob = index.memory_bytes() as f64 / 200_000.0;
+        assert_eq!(std::mem::size_of::<IndexEntry>(), 52);
+        assert!(per_blob <= 60.0, "{per_blob} bytes per blob");
+    }
+
+    #[test]
     fn merge_prefers_live_and_honours_supersedes() {
         let (a, b, pack1, pack2) = (Id::random(), Id::random(), Id::random(), Id::random());
         let marked = Some(Timestamp::now());

@@ -32,6 +32,7 @@ mod blob;
 mod check;
 mod chunker;
 mod config;
+mod cpu;
 mod crypto;
 mod diff;
 mod error;

@@ -84,7 +84,7 @@ impl PackBuilder {
     }
 
     /// Append a blob.
-    pub fn add(&mut self, blob: &EncodedBlob) {
+    pub fn add(&mut self, blob: &EncodedBlob<'_>) {
         debug_assert_eq!(blob.kind, self.kind);
         self.entries.push(PackEntry {
             id: blob.id,
@@ -94,7 +94,7 @@ impl PackBuilder {
             length: blob.bytes.len() as u32,
             raw_length: blob.raw_len,
         });
-        self.bytes.extend_from_slice(&blob.bytes);
+        self.bytes.extend_from_slice(blob.bytes);
     }
 
     /// Seal the header, append it and name the pack.
@@ -213,9 +213,9 @@ mod tests {
         let mut blobs = Vec::new();
         for i in 0..5u8 {
             let data = vec![i; 1000 * (i as usize + 1)];
-            let b = blob::encode(&crypto, BlobKind::Data, crypto.blob_id(&data), &data, 3);
-            builder.add(&b);
-            blobs.push((b.id, data));
+            let id = crypto.blob_id(&data);
+            blob::encode_with(&crypto, BlobKind::Data, id, &data, 3, |b| builder.add(b));
+            blobs.push((id, data));
         }
         let pack = builder.finish(&crypto);
         assert_eq!(pack.id, Id::of_object(&pack.bytes));

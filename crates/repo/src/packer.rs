@@ -75,7 +75,7 @@ impl Packer {
     /// Add a blob. Blocks while the upload queue is full, so it must be
     /// called from a thread outside the async runtime (a worker thread or
     /// `spawn_blocking`). Fails if the uploader has stopped on an error.
-    pub fn add(&self, blob: &EncodedBlob) -> Result<()> {
+    pub fn add(&self, blob: &EncodedBlob<'_>) -> Result<()> {
         let full = {
             let mut builder = self.builder(blob.kind).lock().expect("pack builder");
             if builder.is_empty() {
@@ -229,9 +229,10 @@ impl Repository {
             let mut ids = Vec::with_capacity(blobs.len());
             for (kind, data) in &blobs {
                 let id = repo.crypto().blob_id(data);
-                if let Err(e) =
-                    packer.add(&crate::blob::encode(repo.crypto(), *kind, id, data, level))
-                {
+                let added = crate::blob::encode_with(repo.crypto(), *kind, id, data, level, |b| {
+                    packer.add(b)
+                });
+                if let Err(e) = added {
                     packer.abandon();
                     return Err(e);
                 }

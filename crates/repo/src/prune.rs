@@ -545,13 +545,20 @@ impl Repository {
                             u64::from(b.length),
                         ))?;
                         // Verify before copying: never spread damage.
-                        blob::decode(repo.crypto(), b.kind, &b.id, &stored, b.raw_length)?;
+                        blob::decode_with(
+                            repo.crypto(),
+                            b.kind,
+                            &b.id,
+                            &stored,
+                            b.raw_length,
+                            |_| (),
+                        )?;
                         packer.add(&EncodedBlob {
                             id: b.id,
                             kind: b.kind,
                             raw_len: b.raw_length,
                             compressed: b.flags & FLAG_COMPRESSED != 0,
-                            bytes: stored,
+                            bytes: &stored,
                         })?;
                         progress.add(u64::from(b.length), 0);
                     }

@@ -545,8 +545,6 @@ pub(crate) async fn decode_off_thread(
     if stored.len() < 64 * 1024 {
         blob::decode(&crypto, kind, &id, &stored, raw_len)
     } else {
-        tokio::task::spawn_blocking(move || blob::decode(&crypto, kind, &id, &stored, raw_len))
-            .await
-            .expect("decode task")
+        crate::cpu::run(move || blob::decode(&crypto, kind, &id, &stored, raw_len)).await
     }
 }

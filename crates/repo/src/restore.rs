@@ -366,35 +366,60 @@ impl Repository {
                 progress.clone(),
                 written.clone(),
             );
-            tokio::task::spawn_blocking(move || -> Result<()> {
+            crate::cpu::run(move || -> Result<()> {
                 let blobs = &plan.packs[&pack];
                 for blob_plan in &blobs[start..end] {
                     let e = &blob_plan.entry;
                     let at = (e.offset - first) as usize;
                     let stored = pieces.slice(at..at + e.length as usize).to_bytes();
-                    let data = blob::decode(&crypto, BlobKind::Data, &e.id, &stored, e.raw_length)?;
-                    drop(stored);
-                    for t in &blob_plan.targets {
-                        let file = &plan.files[t.file as usize];
-                        let path = target.join(&file.path);
-                        let f = open_for_write(&path, false)
-                            .map_err(|err| Error::io("opening", &path, err))?;
-                        f.write_all_at(&data, t.offset)
-                            .map_err(|err| Error::io("writing", &path, err))?;
-                        written.fetch_add(data.len() as u64, Ordering::Relaxed);
-                        progress.add(data.len() as u64, 0);
-                        if file.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                            progress.add(0, 1);
-                        }
-                    }
+                    blob::decode_with(
+                        &crypto,
+                        BlobKind::Data,
+                        &e.id,
+                        &stored,
+                        e.raw_length,
+                        |data| {
+                            write_targets(
+                                &plan,
+                                &target,
+                                &blob_plan.targets,
+                                data,
+                                &progress,
+                                &written,
+                            )
+                        },
+                    )??;
                 }
                 Ok(())
             })
-            .await
-            .expect("restore pack task")?;
+            .await?;
         }
         Ok(())
     }
+}
+
+/// Write one decoded blob wherever the plan puts it.
+fn write_targets(
+    plan: &Plan,
+    target: &Path,
+    targets: &[Target],
+    data: &[u8],
+    progress: &Progress,
+    written: &AtomicU64,
+) -> Result<()> {
+    for t in targets {
+        let file = &plan.files[t.file as usize];
+        let path = target.join(&file.path);
+        let f = open_for_write(&path, false).map_err(|err| Error::io("opening", &path, err))?;
+        f.write_all_at(data, t.offset)
+            .map_err(|err| Error::io("writing", &path, err))?;
+        written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        progress.add(data.len() as u64, 0);
+        if file.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            progress.add(0, 1);
+        }
+    }
+    Ok(())
 }
 
 /// Group a pack's needed blobs (sorted by offset) into read requests: blobs

@@ -4,6 +4,7 @@
 //! Exit statuses: 0 success; 1 error; 2 bad usage; 3 damage found (check,
 //! verify).
 
+mod demo;
 mod output;
 mod progress;
 mod repo;
@@ -95,6 +96,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the main job end to end on a sample site (no server, no setup).
+    Demo(demo::DemoArgs),
     /// Work with a repository directly (init, backup, restore, check, prune, ...).
     Repo(repo::RepoArgs),
 }
@@ -109,10 +112,12 @@ pub fn run() -> ExitCode {
         .expect("tokio runtime");
     let json = match &cli.command {
         Command::Repo(args) => args.global.json,
+        Command::Demo(_) => false,
     };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Repo(args) => repo::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     });
     match result {

@@ -69,6 +69,9 @@ enum RepoCommand {
         /// Default zstd level (0 = none, 1-22).
         #[arg(long, default_value_t = 3)]
         compression: i32,
+        /// Chunk sizes MIN,AVG,MAX in KiB (AVG a power of two); see docs/FORMAT.md.
+        #[arg(long, value_name = "MIN,AVG,MAX", value_parser = parse_chunker)]
+        chunker: Option<chom_repo::ChunkerParams>,
     },
     /// Back up paths (and/or standard input) into a new snapshot.
     Backup {
@@ -321,12 +324,16 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             no_encryption,
             pack_size,
             compression,
+            chunker,
         } => {
             let storage = Storage::open(repo_url(&g)?, true)?;
             let mut opts = InitOptions::default();
             opts.encrypt = !no_encryption;
             opts.pack_size = pack_size.saturating_mul(1024 * 1024);
             opts.compression_level = compression;
+            if let Some(chunker) = chunker {
+                opts.chunker = chunker;
+            }
             let pw = password(&g)?;
             let repo = Repository::init(storage, pw.as_deref(), opts).await?;
             if g.json {
@@ -828,6 +835,27 @@ pub async fn run(args: RepoArgs) -> CmdResult {
             Ok(())
         }
     }
+}
+
+fn parse_chunker(text: &str) -> Result<chom_repo::ChunkerParams, String> {
+    let parts: Vec<u32> = text
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{p:?} is not a number of KiB"))
+        })
+        .collect::<Result<_, _>>()?;
+    let [min, avg, max] = parts[..] else {
+        return Err("give three sizes in KiB: MIN,AVG,MAX".into());
+    };
+    let params = chom_repo::ChunkerParams {
+        min_size: min * 1024,
+        avg_size: avg * 1024,
+        max_size: max * 1024,
+    };
+    params.validate().map_err(|e| e.to_string())?;
+    Ok(params)
 }
 
 fn partial_path(path: &Path) -> PathBuf {

@@ -19,7 +19,13 @@ fn init_backup_list_restore_check_with_json() {
     let src = site(&env);
     let init = env.json(&["repo", "init"]);
     assert_eq!(init["encrypted"], true);
-    let backup = env.json(&["repo", "backup", src.to_str().unwrap(), "--tag", "site=blog"]);
+    let backup = env.json(&[
+        "repo",
+        "backup",
+        src.to_str().unwrap(),
+        "--tag",
+        "site=blog",
+    ]);
     let id = backup["id"].as_str().unwrap().to_string();
     assert_eq!(backup["summary"]["files"], 2);
     assert_eq!(backup["tags"]["site"], "blog");
@@ -27,10 +33,22 @@ fn init_backup_list_restore_check_with_json() {
     let list = env.json(&["repo", "snapshots", "--tag", "site=blog"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["id"], id.as_str());
-    assert_eq!(env.json(&["repo", "snapshots", "--tag", "site=other"]).as_array().unwrap().len(), 0);
+    assert_eq!(
+        env.json(&["repo", "snapshots", "--tag", "site=other"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 
     let target = env.path("out");
-    env.ok(&["repo", "restore", &id[..8], "--target", target.to_str().unwrap()]);
+    env.ok(&[
+        "repo",
+        "restore",
+        &id[..8],
+        "--target",
+        target.to_str().unwrap(),
+    ]);
     assert!(same_content(&src, &target.join("site")));
 
     let check = env.json(&["repo", "check", "--read-data"]);
@@ -39,7 +57,10 @@ fn init_backup_list_restore_check_with_json() {
     assert_eq!(stats["snapshots"], 1);
     assert!(stats["index_bytes_per_blob"].as_f64().unwrap() <= 100.0);
     let human = env.ok(&["repo", "snapshots"]);
-    assert!(human.contains(&id[..8]) && human.contains("site=blog"), "{human}");
+    assert!(
+        human.contains(&id[..8]) && human.contains("site=blog"),
+        "{human}"
+    );
 }
 
 #[test]
@@ -48,7 +69,10 @@ fn check_exits_3_on_damage_and_names_it() {
     let src = site(&env);
     env.ok(&["repo", "init"]);
     env.ok(&["repo", "backup", src.to_str().unwrap()]);
-    let pack = walk(&env.repo().join("data")).into_iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
+    let pack = walk(&env.repo().join("data"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
     let mut bytes = std::fs::read(&pack).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&pack, bytes).unwrap();
@@ -88,19 +112,38 @@ fn errors_are_clear_and_machine_readable() {
     // Wrong password, from a password file.
     env.ok(&["repo", "init"]);
     std::fs::write(env.path("wrong"), "nope\n").unwrap();
-    let out = env.run(&["repo", "snapshots", "--password-file", env.path("wrong").to_str().unwrap()]);
+    let out = env.run(&[
+        "repo",
+        "snapshots",
+        "--password-file",
+        env.path("wrong").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("wrong password"), "{stderr}");
     assert!(!stderr.contains(PASSWORD));
     // The right password file works (its trailing newline is not part of it).
-    env.ok(&["repo", "snapshots", "--password-file", env.path("password").to_str().unwrap()]);
+    env.ok(&[
+        "repo",
+        "snapshots",
+        "--password-file",
+        env.path("password").to_str().unwrap(),
+    ]);
     // Unknown snapshot, bad tag, bad usage.
-    let out = env.run(&["repo", "restore", "deadbeef", "--target", env.path("x").to_str().unwrap()]);
+    let out = env.run(&[
+        "repo",
+        "restore",
+        "deadbeef",
+        "--target",
+        env.path("x").to_str().unwrap(),
+    ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no snapshot matches"));
     let out = env.run(&["repo", "snapshots", "--tag", "novalue"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("key=value"));
-    assert_eq!(env.run(&["repo", "prune", "--grace", "soon"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&["repo", "prune", "--grace", "soon"]).status.code(),
+        Some(2)
+    );
     // Initialising twice refuses.
     let out = env.run(&["repo", "init"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
@@ -113,16 +156,34 @@ fn stdin_stream_export_and_unencrypted_warning() {
     let dump = "INSERT INTO posts VALUES (1, 'hello');\n".repeat(10_000);
     let mut child = env
         .command()
-        .args(["repo", "backup", "--stdin-name", "database/blog.sql", "--json"])
+        .args([
+            "repo",
+            "backup",
+            "--stdin-name",
+            "database/blog.sql",
+            "--json",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(dump.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dump.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not encrypted"), "every command warns");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not encrypted"),
+        "every command warns"
+    );
     let export = env.path("dump.tar.zst");
     env.ok(&["repo", "export", "latest", "-o", export.to_str().unwrap()]);
     let dest = env.path("untar");
@@ -135,7 +196,10 @@ fn stdin_stream_export_and_unencrypted_warning() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(std::fs::read_to_string(dest.join("database/blog.sql")).unwrap(), dump);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("database/blog.sql")).unwrap(),
+        dump
+    );
     assert!(!env.path("dump.tar.zst.partial").exists());
 }
 
@@ -144,26 +208,49 @@ fn prune_forget_diff_and_keys() {
     let env = Env::new();
     let src = site(&env);
     env.ok(&["repo", "init"]);
-    let a = env.json(&["repo", "backup", src.to_str().unwrap()])["id"].as_str().unwrap().to_string();
+    let a = env.json(&["repo", "backup", src.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     std::fs::write(src.join("new.txt"), "new").unwrap();
     std::fs::remove_file(src.join("wp-content/photo.jpg")).unwrap();
-    let b = env.json(&["repo", "backup", src.to_str().unwrap()])["id"].as_str().unwrap().to_string();
+    let b = env.json(&["repo", "backup", src.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let diff = env.json(&["repo", "diff", &a, &b]);
     let changes: Vec<(String, String)> = diff
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["change"].as_str().unwrap().to_string(), c["path"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["change"].as_str().unwrap().to_string(),
+                c["path"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert!(changes.contains(&("added".into(), "site/new.txt".into())), "{changes:?}");
-    assert!(changes.contains(&("removed".into(), "site/wp-content/photo.jpg".into())), "{changes:?}");
+    assert!(
+        changes.contains(&("added".into(), "site/new.txt".into())),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&("removed".into(), "site/wp-content/photo.jpg".into())),
+        "{changes:?}"
+    );
     env.ok(&["repo", "forget", &a]);
     let report = env.json(&["repo", "prune", "--grace", "0"]);
     assert!(report["packs_deleted"].as_u64().unwrap() >= 1, "{report}");
     env.ok(&["repo", "check", "--read-data"]);
 
     std::fs::write(env.path("new-password"), "another one\n").unwrap();
-    env.ok(&["repo", "key", "add", "--new-password-file", env.path("new-password").to_str().unwrap()]);
+    env.ok(&[
+        "repo",
+        "key",
+        "add",
+        "--new-password-file",
+        env.path("new-password").to_str().unwrap(),
+    ]);
     let keys = env.json(&["repo", "key", "list"]);
     assert_eq!(keys.as_array().unwrap().len(), 2);
     let out = env
@@ -177,6 +264,25 @@ fn prune_forget_diff_and_keys() {
     assert!(repaired["packs_indexed"].as_u64().unwrap() >= 1);
     env.ok(&["repo", "check", "--read-data"]);
     let target = env.path("out");
-    env.ok(&["repo", "restore", "latest", "--target", target.to_str().unwrap()]);
+    env.ok(&[
+        "repo",
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
     assert!(same_content(&src, &target.join("site")));
+}
+
+#[test]
+fn demo_runs_the_main_job_end_to_end() {
+    let env = Env::new();
+    let dir = env.path("demo");
+    let out = env.ok(&["demo", "--dir", dir.to_str().unwrap()]);
+    assert!(out.contains("identical to the site"), "{out}");
+    assert!(out.contains("1 new, 1 changed"), "{out}");
+    assert!(dir.join("repository/config").exists(), "--dir keeps the work");
+    // A second run refuses to reuse the repository.
+    let again = env.run(&["demo", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
 }

@@ -60,8 +60,9 @@ impl Ctx {
     pub fn store(&self, kind: BlobKind, data: &[u8]) -> Result<Id> {
         let id = self.crypto.blob_id(data);
         if self.claim(&id) {
-            let encoded = blob::encode(&self.crypto, kind, id, data, self.level);
-            self.packer.add(&encoded)?;
+            blob::encode_with(&self.crypto, kind, id, data, self.level, |b| {
+                self.packer.add(b)
+            })?;
             self.stats
                 .bytes_added
                 .fetch_add(data.len() as u64, Ordering::Relaxed);

@@ -281,7 +281,10 @@ fn demo_runs_the_main_job_end_to_end() {
     let out = env.ok(&["demo", "--dir", dir.to_str().unwrap()]);
     assert!(out.contains("identical to the site"), "{out}");
     assert!(out.contains("1 new, 1 changed"), "{out}");
-    assert!(dir.join("repository/config").exists(), "--dir keeps the work");
+    assert!(
+        dir.join("repository/config").exists(),
+        "--dir keeps the work"
+    );
     // A second run refuses to reuse the repository.
     let again = env.run(&["demo", "--dir", dir.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2));

@@ -18,6 +18,12 @@ fn flip(path: &Path, at: usize) -> Vec<u8> {
     original
 }
 
+fn random_below(n: usize) -> usize {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).unwrap();
+    (u64::from_le_bytes(bytes) % n as u64) as usize
+}
+
 async fn read_data_check(s: &Scratch) -> chom_repo::CheckReport {
     let mut opts = CheckOptions::default();
     opts.read_data = ReadData::All;
@@ -43,7 +49,11 @@ async fn any_flipped_byte_is_detected() {
     for sub in ["data", "index", "snapshots"] {
         for object in objects(&s.repo_dir(), sub) {
             let len = fs::metadata(&object).unwrap().len() as usize;
-            for at in [0, 1, len / 3, len / 2, len - 20, len - 5, len - 1] {
+            // Both ends (trailer, header, nonce, tag), fixed interior points,
+            // and a few random ones per run.
+            let mut positions = vec![0, 1, len / 3, len / 2, len - 20, len - 5, len - 1];
+            positions.extend((0..3).map(|_| random_below(len)));
+            for at in positions {
                 let original = flip(&object, at);
                 cases += 1;
                 let report = read_data_check(&s).await;
@@ -76,7 +86,7 @@ async fn any_flipped_byte_is_detected() {
             }
         }
     }
-    assert!(cases >= 7 * 4, "only {cases} cases ran");
+    assert!(cases >= 10 * 4, "only {cases} cases ran");
     assert!(
         read_data_check(&s).await.is_ok(),
         "repository intact again after undoing the flips"

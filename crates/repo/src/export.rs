@@ -10,18 +10,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::StreamExt;
 use serde::Serialize;
 
-use crate::blob::BlobKind;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind};
+use crate::file_reader::FileReader;
 use crate::walk;
-
-const READS_AHEAD: usize = 8;
 
 /// Container format of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -105,71 +102,6 @@ fn header_for(node: &Node) -> tar::Header {
         }
     }
     header
-}
-
-/// A file's content as a reader: chunk reads run as tasks on the runtime,
-/// [`READS_AHEAD`] of them ahead of the tar writer; the byte count must match
-/// the size the tree (and so the tar header) announced.
-struct ChunkReader {
-    handle: tokio::runtime::Handle,
-    chunks: futures::stream::BoxStream<'static, Result<Vec<u8>>>,
-    current: Vec<u8>,
-    pos: usize,
-    remaining: u64,
-    path: PathBuf,
-}
-
-impl ChunkReader {
-    fn new(repo: &Repository, handle: &tokio::runtime::Handle, node: &Node, path: &Path) -> Self {
-        let repo = repo.clone();
-        let chunks = futures::stream::iter(node.content.clone())
-            .map(move |id| {
-                let repo = repo.clone();
-                tokio::spawn(async move { repo.read_blob(BlobKind::Data, &id).await })
-            })
-            .buffered(READS_AHEAD)
-            .map(|joined| joined.expect("blob read task"))
-            .boxed();
-        ChunkReader {
-            handle: handle.clone(),
-            chunks,
-            current: Vec::new(),
-            pos: 0,
-            remaining: node.size,
-            path: path.to_path_buf(),
-        }
-    }
-
-    fn size_mismatch(&self) -> std::io::Error {
-        std::io::Error::other(Error::damaged(
-            format!("file {}", self.path.display()),
-            "its chunks do not add up to the size its tree records",
-        ))
-    }
-}
-
-impl std::io::Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.current.len() {
-            match self.handle.block_on(self.chunks.next()) {
-                None if self.remaining == 0 => return Ok(0),
-                None => return Err(self.size_mismatch()),
-                Some(Ok(data)) => {
-                    if data.len() as u64 > self.remaining {
-                        return Err(self.size_mismatch());
-                    }
-                    self.remaining -= data.len() as u64;
-                    self.current = data;
-                    self.pos = 0;
-                }
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }
 
 /// A read error of ours travels through `io::Error` inside the tar writer;
@@ -274,7 +206,7 @@ impl Repository {
                     }
                     NodeKind::File => {
                         summary.files += 1;
-                        let reader = ChunkReader::new(&repo, &handle, node, path);
+                        let reader = FileReader::new(&repo, &handle, node, path);
                         builder
                             .append_data(&mut header, path, reader)
                             .map_err(|e| unwrap_engine_error(e, io))?;

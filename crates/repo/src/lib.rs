@@ -37,6 +37,7 @@ mod crypto;
 mod diff;
 mod error;
 mod export;
+mod file_reader;
 mod id;
 mod index;
 mod keys;
@@ -57,14 +58,17 @@ mod walk;
 
 pub use backup::{BackupOptions, BackupOutcome, Excludes, ParentSelection, Source};
 pub use blob::BlobKind;
-pub use check::{CheckOptions, CheckProblem, CheckReport, ReadData};
+pub use check::{CheckOptions, CheckProblem, CheckReport, ReadData, SnapshotVerification};
 pub use config::{ChunkerParams, Config, Encryption, InitOptions};
 pub use diff::{Change, DiffEntry};
 pub use error::{Error, Result};
 pub use export::{ExportFormat, ExportOptions, ExportSummary};
+pub use file_reader::FileReader;
 pub use id::Id;
 pub use keys::KdfParams;
-pub use lock::{DEFAULT_STALE_AFTER, LockGuard, LockInfo, LockKind, list_locks, remove_locks};
+pub use lock::{
+    DEFAULT_STALE_AFTER, LockGuard, LockInfo, LockKind, hostname, list_locks, process_alive, remove_locks, username,
+};
 pub use ls::LsEntry;
 pub use progress::{Progress, ProgressSnapshot};
 pub use prune::{CLOCK_SKEW_MARGIN, DEFAULT_GRACE, PruneOptions, PruneReport};

@@ -87,7 +87,9 @@ pub fn username() -> String {
         .unwrap_or_else(|| crate::tree::current_uid().to_string())
 }
 
-fn process_alive(pid: u32) -> bool {
+/// Whether a process with this id exists on this host (locks of dead local
+/// processes are released at once).
+pub fn process_alive(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;
     }

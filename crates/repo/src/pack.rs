@@ -200,11 +200,45 @@ pub fn header_of(crypto: &Crypto, pack: &Id, bytes: &opendal::Buffer) -> Result<
     )
 }
 
+/// Blobs less than this far apart are read in one request.
+const RUN_GAP: u32 = 1024 * 1024;
+/// A read request stops growing at this size, which bounds the memory of
+/// reads in flight.
+const RUN_LIMIT: u32 = 8 * 1024 * 1024;
+
+/// Group blobs of one pack (sorted by offset; `place` gives offset and
+/// length) into read requests, as `(first, end)` index ranges.
+pub(crate) fn read_runs<T>(blobs: &[T], place: impl Fn(&T) -> (u32, u32)) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, b) in blobs.iter().enumerate() {
+        let (offset, length) = place(b);
+        if let Some((start, end)) = runs.last_mut() {
+            let (run_start, _) = place(&blobs[*start]);
+            let (prev_offset, prev_length) = place(&blobs[*end - 1]);
+            let close = offset <= prev_offset + prev_length + RUN_GAP;
+            let small = offset + length - run_start <= RUN_LIMIT;
+            if close && small {
+                *end = i + 1;
+                continue;
+            }
+        }
+        runs.push((i, i + 1));
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::blob;
     use crate::crypto::MasterKey;
+
+    #[test]
+    fn read_runs_merge_close_blobs_and_cap_size() {
+        let mib = 1024 * 1024;
+        let blobs = [(0, mib), (mib, mib), (3 * mib + 10, mib), (20 * mib, mib), (21 * mib, 9 * mib)];
+        assert_eq!(read_runs(&blobs, |b| *b), vec![(0, 3), (3, 4), (4, 5)]);
+    }
 
     #[test]
     fn build_and_parse() {

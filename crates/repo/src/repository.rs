@@ -41,6 +41,16 @@ struct Inner {
     stale_after: Duration,
 }
 
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("location", &self.inner.storage.location())
+            .field("id", &self.inner.config.id)
+            .field("encrypted", &self.is_encrypted())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A key slot as listed by [`Repository::keys`].
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KeyListing {

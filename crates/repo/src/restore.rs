@@ -341,7 +341,7 @@ impl Repository {
     ) -> Result<()> {
         let blobs = &plan.packs[&pack];
         let path = ObjectKind::Pack.path(&pack);
-        let runs = read_runs(blobs);
+        let runs = crate::pack::read_runs(blobs, |b| (b.entry.offset, b.entry.length));
         for (start, end) in runs {
             let first = blobs[start].entry.offset;
             let last = &blobs[end - 1].entry;
@@ -421,33 +421,6 @@ fn write_targets(
     }
     Ok(())
 }
-
-/// Group a pack's needed blobs (sorted by offset) into read requests: blobs
-/// less than [`RUN_GAP`] apart share a request, and a request stops growing
-/// at [`RUN_LIMIT`] bytes, which bounds the memory of reads in flight.
-fn read_runs(blobs: &[BlobPlan]) -> Vec<(usize, usize)> {
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for (i, b) in blobs.iter().enumerate() {
-        match runs.last_mut() {
-            Some((start, end)) => {
-                let run_start = blobs[*start].entry.offset;
-                let prev = &blobs[*end - 1].entry;
-                let close = b.entry.offset <= prev.offset + prev.length + RUN_GAP;
-                let small = b.entry.offset + b.entry.length - run_start <= RUN_LIMIT;
-                if close && small {
-                    *end = i + 1;
-                } else {
-                    runs.push((i, i + 1));
-                }
-            }
-            None => runs.push((i, i + 1)),
-        }
-    }
-    runs
-}
-
-const RUN_GAP: u32 = 1024 * 1024;
-const RUN_LIMIT: u32 = 8 * 1024 * 1024;
 
 fn create_structure(plan: &Plan, target: &Path, progress: &Progress) -> Result<()> {
     for (path, _) in &plan.dirs {

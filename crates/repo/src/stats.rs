@@ -87,3 +87,28 @@ impl Repository {
         Ok(s)
     }
 }
+
+impl Repository {
+    /// Bytes the given snapshots occupy in storage together, each blob
+    /// counted once: what a site's backups really cost after deduplication.
+    pub async fn stored_size(&self, snapshots: &[crate::id::Id]) -> Result<u64> {
+        let index = self.index().await?;
+        let mut seen = std::collections::HashSet::new();
+        let mut total = 0u64;
+        for id in snapshots {
+            let snap = self.load_snapshot(id).await?;
+            let trees = crate::walk::load_trees(self, snap.tree, false).await?;
+            for (tree_id, tree) in &trees.trees {
+                let blobs = std::iter::once(tree_id).chain(tree.nodes.iter().flat_map(|n| n.content.iter()));
+                for blob in blobs {
+                    if seen.insert(*blob)
+                        && let Some(e) = index.get(blob)
+                    {
+                        total += u64::from(e.length);
+                    }
+                }
+            }
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,83 @@
+//! Schedules in the catalog (one per site).
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Catalog, CatalogError, CatalogResult, from_micros, parse, to_micros};
+use crate::domain::{BackupConfiguration, BackupType, Frequency, Schedule, SiteId};
+
+fn schedule_from_row(row: &AnyRow) -> CatalogResult<Schedule> {
+    let backup_type: BackupType = parse(row, "backup_type")?;
+    let retention: i64 = row.try_get("retention_days")?;
+    let level: i64 = row.try_get("compression_level")?;
+    let bad = |e: crate::domain::DomainError| CatalogError::Corrupt(e.to_string());
+    let mut configuration = BackupConfiguration::of_type(backup_type, retention as u32).map_err(bad)?;
+    configuration = if level == 0 {
+        configuration.without_compression()
+    } else {
+        configuration.with_compression(level as i32).map_err(bad)?
+    };
+    if row.try_get::<i64, _>("require_encryption")? != 0 {
+        configuration = configuration.with_encryption();
+    }
+    Ok(Schedule {
+        site_id: parse(row, "site_id")?,
+        frequency: parse::<Frequency>(row, "frequency")?,
+        configuration,
+        created_at: from_micros(row.try_get("created_at")?)?,
+    })
+}
+
+/// The table's columns, as a literal for `concat!`.
+macro_rules! schedule_columns {
+    () => {
+        "site_id, frequency, backup_type, retention_days, compression_level, require_encryption, created_at"
+    };
+}
+
+impl Catalog {
+    /// Set (or replace) a site's schedule.
+    pub async fn set_schedule(&self, schedule: &Schedule) -> CatalogResult<()> {
+        let c = &schedule.configuration;
+        sqlx::query(concat!("INSERT INTO schedules (", schedule_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (site_id) DO UPDATE SET frequency = excluded.frequency, backup_type = excluded.backup_type, \
+             retention_days = excluded.retention_days, compression_level = excluded.compression_level, \
+             require_encryption = excluded.require_encryption, created_at = excluded.created_at"))
+        .bind(schedule.site_id.to_string())
+        .bind(schedule.frequency.to_string())
+        .bind(c.backup_type().as_str())
+        .bind(i64::from(c.retention_days()))
+        .bind(i64::from(c.compression_level()))
+        .bind(i64::from(c.requires_encryption()))
+        .bind(to_micros(schedule.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A site's schedule.
+    pub async fn schedule(&self, site: SiteId) -> CatalogResult<Option<Schedule>> {
+        let row = sqlx::query(concat!("SELECT ", schedule_columns!(), " FROM schedules WHERE site_id = $1"))
+            .bind(site.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(schedule_from_row).transpose()
+    }
+
+    /// Every schedule.
+    pub async fn list_schedules(&self) -> CatalogResult<Vec<Schedule>> {
+        let rows = sqlx::query(concat!("SELECT ", schedule_columns!(), " FROM schedules ORDER BY site_id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(schedule_from_row).collect()
+    }
+
+    /// Remove a site's schedule; returns whether there was one.
+    pub async fn remove_schedule(&self, site: SiteId) -> CatalogResult<bool> {
+        let done = sqlx::query("DELETE FROM schedules WHERE site_id = $1")
+            .bind(site.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

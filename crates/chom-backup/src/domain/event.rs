@@ -1,0 +1,99 @@
+//! Domain events: what happened, for subscribers and the outbox.
+
+use serde::{Deserialize, Serialize};
+
+use super::{BackupId, BackupType, SiteId};
+
+/// Something that happened to a site's backups. Written to the catalog's
+/// event table in the same transaction as the change it reports, and
+/// published to in-process subscribers after the commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event")]
+pub enum BackupEvent {
+    /// A backup completed.
+    BackupCreated {
+        /// The backup.
+        backup_id: BackupId,
+        /// Its site.
+        site_id: SiteId,
+        /// Its type.
+        backup_type: BackupType,
+        /// Bytes in it.
+        logical_bytes: u64,
+        /// Bytes it added to the repository.
+        added_bytes: u64,
+    },
+    /// A backup was restored (into its own site or another one).
+    BackupRestored {
+        /// The backup.
+        backup_id: BackupId,
+        /// The site it came from.
+        site_id: SiteId,
+        /// The site it was restored into.
+        target_site_id: SiteId,
+        /// What was restored: `files`, `database` or both.
+        parts: Vec<String>,
+    },
+    /// A backup (or a restore) failed.
+    BackupFailed {
+        /// The backup.
+        backup_id: BackupId,
+        /// Its site.
+        site_id: SiteId,
+        /// Why.
+        error: String,
+    },
+    /// A backup was deleted (by an operator or by retention).
+    BackupDeleted {
+        /// The backup.
+        backup_id: BackupId,
+        /// Its site.
+        site_id: SiteId,
+        /// Why.
+        reason: String,
+    },
+    /// A retention policy ran for a site.
+    RetentionApplied {
+        /// The site.
+        site_id: SiteId,
+        /// Backups deleted.
+        deleted: u64,
+        /// Backups kept.
+        kept: u64,
+    },
+}
+
+impl BackupEvent {
+    /// The event's name (`BackupCreated`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackupEvent::BackupCreated { .. } => "BackupCreated",
+            BackupEvent::BackupRestored { .. } => "BackupRestored",
+            BackupEvent::BackupFailed { .. } => "BackupFailed",
+            BackupEvent::BackupDeleted { .. } => "BackupDeleted",
+            BackupEvent::RetentionApplied { .. } => "RetentionApplied",
+        }
+    }
+
+    /// The site concerned.
+    pub fn site_id(&self) -> SiteId {
+        match self {
+            BackupEvent::BackupCreated { site_id, .. }
+            | BackupEvent::BackupRestored { site_id, .. }
+            | BackupEvent::BackupFailed { site_id, .. }
+            | BackupEvent::BackupDeleted { site_id, .. }
+            | BackupEvent::RetentionApplied { site_id, .. } => *site_id,
+        }
+    }
+
+    /// The backup concerned, if one.
+    pub fn backup_id(&self) -> Option<BackupId> {
+        match self {
+            BackupEvent::BackupCreated { backup_id, .. }
+            | BackupEvent::BackupRestored { backup_id, .. }
+            | BackupEvent::BackupFailed { backup_id, .. }
+            | BackupEvent::BackupDeleted { backup_id, .. } => Some(*backup_id),
+            BackupEvent::RetentionApplied { .. } => None,
+        }
+    }
+}

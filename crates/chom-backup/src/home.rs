@@ -68,7 +68,9 @@ impl Home {
         if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
             return PathBuf::from(dir).join("chom-backup");
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/root"));
         home.join(".local/share/chom-backup")
     }
 
@@ -76,7 +78,11 @@ impl Home {
     /// `repository` names an existing one — a new encrypted repository whose
     /// random password is kept in a private key file (unless
     /// `CHOM_BACKUP_PASSWORD` is set). Refuses to overwrite an existing setup.
-    pub async fn init(dir: &Path, repository: Option<&str>, catalog: Option<&str>) -> Result<InitReport> {
+    pub async fn init(
+        dir: &Path,
+        repository: Option<&str>,
+        catalog: Option<&str>,
+    ) -> Result<InitReport> {
         if dir.join(CONFIG_FILE).exists() {
             return Err(Error::Setup(format!(
                 "{} is already set up (config.toml exists); use it, or choose another --home",
@@ -96,7 +102,9 @@ impl Home {
             .map(str::to_string)
             .unwrap_or_else(|| format!("sqlite:{}", dir.join("catalog.db").display()));
 
-        let env_password = std::env::var("CHOM_BACKUP_PASSWORD").ok().filter(|p| !p.is_empty());
+        let env_password = std::env::var("CHOM_BACKUP_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
         let storage = Storage::open(&repository, true)?;
         let exists = storage.exists("config").await?;
         let mut key_file = None;
@@ -145,8 +153,8 @@ impl Home {
             )),
             _ => Error::io("reading", &path, e),
         })?;
-        let config: HomeConfig =
-            toml::from_str(&text).map_err(|e| Error::Setup(format!("{} is not valid: {e}", path.display())))?;
+        let config: HomeConfig = toml::from_str(&text)
+            .map_err(|e| Error::Setup(format!("{} is not valid: {e}", path.display())))?;
         Ok(Home {
             dir: dir.to_path_buf(),
             config,
@@ -189,7 +197,13 @@ impl Home {
         let catalog = self.catalog().await?;
         let repo = self.repository().await?;
         let clock = crate::orchestrator::clock_from_env()?;
-        Ok(crate::BackupOrchestrator::new(catalog, repo, self.scratch(), Arc::from(clock), actor))
+        Ok(crate::BackupOrchestrator::new(
+            catalog,
+            repo,
+            self.scratch(),
+            Arc::from(clock),
+            actor,
+        ))
     }
 }
 
@@ -207,6 +221,7 @@ fn write_private(path: &Path, content: &[u8]) -> Result<()> {
     f.write_all(content)
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io("writing", &tmp, e))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::io("protecting", &tmp, e))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("protecting", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming", path, e))
 }

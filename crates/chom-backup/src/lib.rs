@@ -28,6 +28,6 @@ pub use catalog::Catalog;
 pub use error::{Error, Result};
 pub use home::{Home, HomeConfig};
 pub use orchestrator::{
-    BackupOrchestrator, BackupStatistics, IntegrityReport, NewSite, RebuildReport, RestoreOutcome, RestoreRequest,
-    RetentionOutcome, RunOptions,
+    BackupOrchestrator, BackupStatistics, IntegrityReport, NewSite, RebuildReport, RestoreOutcome,
+    RestoreRequest, RetentionOutcome, RunOptions,
 };

@@ -8,8 +8,8 @@
 use chom_backup::Catalog;
 use chom_backup::catalog::{AuditEntry, AuditOutcome, Changes};
 use chom_backup::domain::{
-    Backup, BackupConfiguration, BackupEvent, BackupStatus, DatabaseSpec, Frequency, PasswordRef, Schedule, Site,
-    SiteId, Trigger,
+    Backup, BackupConfiguration, BackupEvent, BackupStatus, DatabaseSpec, Frequency, PasswordRef,
+    Schedule, Site, SiteId, Trigger,
 };
 use jiff::Timestamp;
 
@@ -28,12 +28,20 @@ impl PgDatabase {
                 if std::env::var("CI").as_deref() == Ok("true") {
                     panic!("PostgreSQL is required on CI at {PG_ADMIN}: {e}");
                 }
-                eprintln!("notice: PostgreSQL not reachable at {PG_ADMIN} ({e}); skipping the PostgreSQL catalog tests");
+                eprintln!(
+                    "notice: PostgreSQL not reachable at {PG_ADMIN} ({e}); skipping the PostgreSQL catalog tests"
+                );
                 return None;
             }
         };
-        let name = format!("chom_catalog_test_{}", chom_backup::domain::random_u128() % 1_000_000_000);
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+        let name = format!(
+            "chom_catalog_test_{}",
+            chom_backup::domain::random_u128() % 1_000_000_000
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
         admin.close().await;
         Some(PgDatabase { name })
     }
@@ -44,10 +52,13 @@ impl PgDatabase {
 
     async fn drop_it(self) {
         let admin = sqlx::AnyPool::connect(PG_ADMIN).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-            .execute(&admin)
-            .await
-            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
         admin.close().await;
     }
 }
@@ -78,7 +89,11 @@ fn site(name: &str) -> Site {
         root: format!("/var/www/{name}").into(),
         excludes: vec!["wp-content/cache".into(), "*.log".into()],
         database: Some(
-            DatabaseSpec::parse("mysql://wp@127.0.0.1:3306/blog", Some(PasswordRef::Env("BLOG_DB_PW".into()))).unwrap(),
+            DatabaseSpec::parse(
+                "mysql://wp@127.0.0.1:3306/blog",
+                Some(PasswordRef::Env("BLOG_DB_PW".into())),
+            )
+            .unwrap(),
         ),
         timezone: "Europe/Paris".into(),
         created_at: now,
@@ -95,12 +110,26 @@ async fn sites_round_trip_and_names_are_unique() {
         catalog.insert_site(&plain).await.unwrap();
         let found = catalog.find_site("blog").await.unwrap().unwrap();
         assert_eq!(found.id, blog.id);
-        assert_eq!(found.database, blog.database, "the password reference survives, never a secret");
+        assert_eq!(
+            found.database, blog.database,
+            "the password reference survives, never a secret"
+        );
         assert_eq!(found.excludes, blog.excludes);
-        assert_eq!(catalog.find_site(&blog.id.to_string()).await.unwrap().unwrap().name, "blog");
+        assert_eq!(
+            catalog
+                .find_site(&blog.id.to_string())
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
+            "blog"
+        );
         assert!(catalog.find_site("nope").await.unwrap().is_none());
         assert_eq!(catalog.list_sites().await.unwrap().len(), 2);
-        assert!(catalog.insert_site(&site("blog")).await.is_err(), "duplicate name refused");
+        assert!(
+            catalog.insert_site(&site("blog")).await.is_err(),
+            "duplicate name refused"
+        );
         catalog.delete_site(plain.id).await.unwrap();
         assert_eq!(catalog.list_sites().await.unwrap().len(), 1);
     })
@@ -113,10 +142,28 @@ async fn backups_events_and_audit_commit_together() {
         let blog = site("blog");
         catalog.insert_site(&blog).await.unwrap();
         let t0: Timestamp = "2026-11-20T10:00:00Z".parse().unwrap();
-        let mut older = Backup::new(blog.id, BackupConfiguration::full(30).unwrap(), Trigger::Schedule, t0);
-        let mut newer = Backup::new(blog.id, BackupConfiguration::files_only(7).unwrap().without_compression(), Trigger::Manual, t0 + jiff::SignedDuration::from_hours(24));
+        let mut older = Backup::new(
+            blog.id,
+            BackupConfiguration::full(30).unwrap(),
+            Trigger::Schedule,
+            t0,
+        );
+        let mut newer = Backup::new(
+            blog.id,
+            BackupConfiguration::files_only(7)
+                .unwrap()
+                .without_compression(),
+            Trigger::Manual,
+            t0 + jiff::SignedDuration::from_hours(24),
+        );
         newer.configuration = newer.configuration.with_encryption();
-        catalog.commit(Changes { backups: vec![&older, &newer], ..Changes::default() }).await.unwrap();
+        catalog
+            .commit(Changes {
+                backups: vec![&older, &newer],
+                ..Changes::default()
+            })
+            .await
+            .unwrap();
 
         older.status = BackupStatus::Completed;
         older.snapshot_id = Some("ab".repeat(32));
@@ -139,7 +186,12 @@ async fn backups_events_and_audit_commit_together() {
             at: None,
         };
         let stored = catalog
-            .commit(Changes { backups: vec![&older], events: vec![event.clone()], audit: Some(audit), ..Changes::default() })
+            .commit(Changes {
+                backups: vec![&older],
+                events: vec![event.clone()],
+                audit: Some(audit),
+                ..Changes::default()
+            })
             .await
             .unwrap();
         assert_eq!(stored.len(), 1);
@@ -147,14 +199,26 @@ async fn backups_events_and_audit_commit_together() {
         let back = catalog.backup(older.id).await.unwrap().unwrap();
         assert_eq!(back, older);
         let list = catalog.list_backups(Some(blog.id)).await.unwrap();
-        assert_eq!(list.iter().map(|b| b.id).collect::<Vec<_>>(), vec![newer.id, older.id], "newest first");
-        assert!(list[0].configuration.requires_encryption() && !list[0].configuration.is_compressed());
+        assert_eq!(
+            list.iter().map(|b| b.id).collect::<Vec<_>>(),
+            vec![newer.id, older.id],
+            "newest first"
+        );
+        assert!(
+            list[0].configuration.requires_encryption() && !list[0].configuration.is_compressed()
+        );
         assert_eq!(list[0].expires_at, newer.expires_at);
 
         let events = catalog.events(Some(blog.id), None, 100).await.unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].event, event);
-        assert!(catalog.events(Some(blog.id), Some(&events[0].id), 100).await.unwrap().is_empty());
+        assert!(
+            catalog
+                .events(Some(blog.id), Some(&events[0].id), 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let audit = catalog.audit_log(Some(blog.id), 10).await.unwrap();
         assert_eq!(audit.len(), 1);
         assert_eq!(audit[0].actor, "cli:root");
@@ -162,14 +226,30 @@ async fn backups_events_and_audit_commit_together() {
         catalog
             .commit(Changes {
                 deleted_backups: vec![newer.id],
-                events: vec![BackupEvent::BackupDeleted { backup_id: newer.id, site_id: blog.id, reason: "test".into() }],
+                events: vec![BackupEvent::BackupDeleted {
+                    backup_id: newer.id,
+                    site_id: blog.id,
+                    reason: "test".into(),
+                }],
                 ..Changes::default()
             })
             .await
             .unwrap();
         assert_eq!(catalog.list_backups(None).await.unwrap().len(), 1);
-        let kinds: Vec<&str> = catalog.events(None, None, 10).await.unwrap().iter().map(|e| e.event.kind()).collect::<Vec<_>>().into_iter().collect();
-        assert_eq!(kinds, vec!["BackupCreated", "BackupDeleted"], "events in order of writing");
+        let kinds: Vec<&str> = catalog
+            .events(None, None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event.kind())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            kinds,
+            vec!["BackupCreated", "BackupDeleted"],
+            "events in order of writing"
+        );
     })
     .await;
 }
@@ -186,7 +266,10 @@ async fn schedules_one_per_site() {
             created_at: Timestamp::now(),
         };
         catalog.set_schedule(&daily).await.unwrap();
-        let cron = Schedule { frequency: "30 2 * * 1-5".parse().unwrap(), ..daily.clone() };
+        let cron = Schedule {
+            frequency: "30 2 * * 1-5".parse().unwrap(),
+            ..daily.clone()
+        };
         catalog.set_schedule(&cron).await.unwrap();
         let got = catalog.schedule(blog.id).await.unwrap().unwrap();
         assert_eq!(got.frequency, Frequency::Cron("30 2 * * 1-5".into()));

@@ -369,7 +369,11 @@ impl Repository {
     /// Read and verify every blob of one snapshot (not the whole
     /// repository): each pack holding its data is read once, and every chunk
     /// decrypted, decompressed and hashed again. Fails on the first damage.
-    pub async fn verify_snapshot(&self, snapshot: &Id, progress: Arc<Progress>) -> Result<SnapshotVerification> {
+    pub async fn verify_snapshot(
+        &self,
+        snapshot: &Id,
+        progress: Arc<Progress>,
+    ) -> Result<SnapshotVerification> {
         let snap = self.load_snapshot(snapshot).await?;
         // Reading the trees verifies them.
         let trees = crate::walk::load_trees(self, snap.tree, false).await?;
@@ -389,7 +393,11 @@ impl Repository {
                 }
             }
         }
-        let bytes: u64 = wanted.values().flatten().map(|e| u64::from(e.raw_length)).sum();
+        let bytes: u64 = wanted
+            .values()
+            .flatten()
+            .map(|e| u64::from(e.raw_length))
+            .sum();
         progress.add_total(bytes, 0);
         progress.set_totals_known();
         let mut packs: Vec<(Id, Vec<crate::index::IndexEntry>)> = wanted.into_iter().collect();
@@ -405,10 +413,17 @@ impl Repository {
                         let last = blobs[end - 1];
                         let pieces = self
                             .storage()
-                            .read_range_pieces(&path, u64::from(first), u64::from(last.offset + last.length - first))
+                            .read_range_pieces(
+                                &path,
+                                u64::from(first),
+                                u64::from(last.offset + last.length - first),
+                            )
                             .await
                             .map_err(|e| match e {
-                                Error::MissingObject { .. } => Error::damaged(ObjectKind::Pack.describe(&pack), "missing from storage"),
+                                Error::MissingObject { .. } => Error::damaged(
+                                    ObjectKind::Pack.describe(&pack),
+                                    "missing from storage",
+                                ),
                                 other => other,
                             })?;
                         let run: Vec<crate::index::IndexEntry> = blobs[start..end].to_vec();
@@ -417,7 +432,14 @@ impl Repository {
                             for e in run {
                                 let at = (e.offset - first) as usize;
                                 let stored = pieces.slice(at..at + e.length as usize).to_bytes();
-                                blob::decode_with(&crypto, e.kind, &e.id, &stored, e.raw_length, |_| ())?;
+                                blob::decode_with(
+                                    &crypto,
+                                    e.kind,
+                                    &e.id,
+                                    &stored,
+                                    e.raw_length,
+                                    |_| (),
+                                )?;
                                 progress.add(u64::from(e.raw_length), 0);
                             }
                             Ok(())

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::file_reader::FileReader;
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind};
-use crate::file_reader::FileReader;
 use crate::walk;
 
 /// Container format of an export.

@@ -27,7 +27,12 @@ pub struct FileReader {
 }
 
 impl FileReader {
-    pub(crate) fn new(repo: &Repository, handle: &tokio::runtime::Handle, node: &Node, path: &Path) -> Self {
+    pub(crate) fn new(
+        repo: &Repository,
+        handle: &tokio::runtime::Handle,
+        node: &Node,
+        path: &Path,
+    ) -> Self {
         let repo = repo.clone();
         let chunks = futures::stream::iter(node.content.clone())
             .map(move |id| {
@@ -88,10 +93,19 @@ impl Repository {
         let snap = self.load_snapshot(snapshot).await?;
         let rel = walk::normalize_snapshot_path(path)?;
         let trees = walk::load_trees(self, snap.tree, false).await?;
-        let node = trees.lookup(&rel).ok_or_else(|| Error::PathNotFound(path.to_string()))?;
+        let node = trees
+            .lookup(&rel)
+            .ok_or_else(|| Error::PathNotFound(path.to_string()))?;
         if node.kind != NodeKind::File {
-            return Err(Error::InvalidInput(format!("{path:?} in the snapshot is not a regular file")));
+            return Err(Error::InvalidInput(format!(
+                "{path:?} in the snapshot is not a regular file"
+            )));
         }
-        Ok(FileReader::new(self, &tokio::runtime::Handle::current(), &node, &rel))
+        Ok(FileReader::new(
+            self,
+            &tokio::runtime::Handle::current(),
+            &node,
+            &rel,
+        ))
     }
 }

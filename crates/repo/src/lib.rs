@@ -67,7 +67,8 @@ pub use file_reader::FileReader;
 pub use id::Id;
 pub use keys::KdfParams;
 pub use lock::{
-    DEFAULT_STALE_AFTER, LockGuard, LockInfo, LockKind, hostname, list_locks, process_alive, remove_locks, username,
+    DEFAULT_STALE_AFTER, LockGuard, LockInfo, LockKind, hostname, list_locks, process_alive,
+    remove_locks, username,
 };
 pub use ls::LsEntry;
 pub use progress::{Progress, ProgressSnapshot};

@@ -79,11 +79,28 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
-/// The current user's name (or uid).
+/// The current user's name (from the password database, else `$USER`, else
+/// the uid).
 pub fn username() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
+    // SAFETY: getpwuid_r writes into the buffers we pass and returns a
+    // pointer into them (or null); nothing is retained.
+    let from_passwd = unsafe {
+        let uid = libc::getuid();
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
+            std::ffi::CStr::from_ptr(pwd.pw_name)
+                .to_str()
+                .ok()
+                .map(str::to_string)
+        } else {
+            None
+        }
+    };
+    from_passwd
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| crate::tree::current_uid().to_string())
 }
 

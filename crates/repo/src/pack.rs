@@ -236,7 +236,13 @@ mod tests {
     #[test]
     fn read_runs_merge_close_blobs_and_cap_size() {
         let mib = 1024 * 1024;
-        let blobs = [(0, mib), (mib, mib), (3 * mib + 10, mib), (20 * mib, mib), (21 * mib, 9 * mib)];
+        let blobs = [
+            (0, mib),
+            (mib, mib),
+            (3 * mib + 10, mib),
+            (20 * mib, mib),
+            (21 * mib, 9 * mib),
+        ];
         assert_eq!(read_runs(&blobs, |b| *b), vec![(0, 3), (3, 4), (4, 5)]);
     }
 

@@ -99,7 +99,8 @@ impl Repository {
             let snap = self.load_snapshot(id).await?;
             let trees = crate::walk::load_trees(self, snap.tree, false).await?;
             for (tree_id, tree) in &trees.trees {
-                let blobs = std::iter::once(tree_id).chain(tree.nodes.iter().flat_map(|n| n.content.iter()));
+                let blobs = std::iter::once(tree_id)
+                    .chain(tree.nodes.iter().flat_map(|n| n.content.iter()));
                 for blob in blobs {
                     if seen.insert(*blob)
                         && let Some(e) = index.get(blob)

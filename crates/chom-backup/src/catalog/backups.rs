@@ -21,12 +21,15 @@ fn backup_from_row(row: &AnyRow) -> CatalogResult<Backup> {
     let level: i64 = row.try_get("compression_level")?;
     // Stored configurations were valid when written; rebuild without
     // re-validating so a record outside today's limits still loads.
-    let mut configuration = BackupConfiguration::of_type(backup_type, retention.clamp(1, 365) as u32)
-        .expect("clamped retention is valid");
+    let mut configuration =
+        BackupConfiguration::of_type(backup_type, retention.clamp(1, 365) as u32)
+            .expect("clamped retention is valid");
     configuration = if level == 0 {
         configuration.without_compression()
     } else {
-        configuration.with_compression(level.clamp(1, 22) as i32).expect("clamped level is valid")
+        configuration
+            .with_compression(level.clamp(1, 22) as i32)
+            .expect("clamped level is valid")
     };
     if row.try_get::<i64, _>("require_encryption")? != 0 {
         configuration = configuration.with_encryption();
@@ -92,10 +95,14 @@ pub(super) async fn delete(tx: &mut Transaction<'_, Any>, id: &BackupId) -> Cata
 impl Catalog {
     /// A backup by id.
     pub async fn backup(&self, id: BackupId) -> CatalogResult<Option<Backup>> {
-        let row = sqlx::query(concat!("SELECT ", backup_columns!(), " FROM backups WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            backup_columns!(),
+            " FROM backups WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(backup_from_row).transpose()
     }
 
@@ -103,15 +110,23 @@ impl Catalog {
     pub async fn list_backups(&self, site: Option<SiteId>) -> CatalogResult<Vec<Backup>> {
         let rows = match site {
             Some(site) => {
-                sqlx::query(concat!("SELECT ", backup_columns!(), " FROM backups WHERE site_id = $1 ORDER BY created_at DESC, id DESC"))
-                    .bind(site.to_string())
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(concat!(
+                    "SELECT ",
+                    backup_columns!(),
+                    " FROM backups WHERE site_id = $1 ORDER BY created_at DESC, id DESC"
+                ))
+                .bind(site.to_string())
+                .fetch_all(&self.pool)
+                .await?
             }
             None => {
-                sqlx::query(concat!("SELECT ", backup_columns!(), " FROM backups ORDER BY created_at DESC, id DESC"))
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(concat!(
+                    "SELECT ",
+                    backup_columns!(),
+                    " FROM backups ORDER BY created_at DESC, id DESC"
+                ))
+                .fetch_all(&self.pool)
+                .await?
             }
         };
         rows.iter().map(backup_from_row).collect()

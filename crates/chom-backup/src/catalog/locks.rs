@@ -56,8 +56,10 @@ pub struct SiteLock {
 
 impl SiteLock {
     fn is_stale(&self, now: Timestamp) -> bool {
-        let silent = now.duration_since(self.heartbeat_at).as_secs_f64() > STALE_AFTER.as_secs_f64();
-        let dead = self.holder.host == chom_repo::hostname() && !chom_repo::process_alive(self.holder.pid);
+        let silent =
+            now.duration_since(self.heartbeat_at).as_secs_f64() > STALE_AFTER.as_secs_f64();
+        let dead =
+            self.holder.host == chom_repo::hostname() && !chom_repo::process_alive(self.holder.pid);
         silent || dead
     }
 }
@@ -66,9 +68,14 @@ fn lock_from_row(row: &AnyRow) -> CatalogResult<SiteLock> {
     let backup: Option<String> = row.try_get("backup_id")?;
     let site: String = row.try_get("site_id")?;
     Ok(SiteLock {
-        site_id: site.parse().map_err(|e| CatalogError::Corrupt(format!("{e}")))?,
+        site_id: site
+            .parse()
+            .map_err(|e| CatalogError::Corrupt(format!("{e}")))?,
         operation: row.try_get("operation")?,
-        backup_id: backup.map(|b| b.parse()).transpose().map_err(|e| CatalogError::Corrupt(format!("{e}")))?,
+        backup_id: backup
+            .map(|b| b.parse())
+            .transpose()
+            .map_err(|e| CatalogError::Corrupt(format!("{e}")))?,
         holder: LockHolder {
             host: row.try_get("holder_host")?,
             pid: row.try_get::<i64, _>("holder_pid")? as u32,
@@ -112,7 +119,9 @@ impl Catalog {
                 Err(e) if is_unique_violation(&e) => {}
                 Err(e) => return Err(e.into()),
             }
-            let Some(current) = self.site_lock(site).await? else { continue };
+            let Some(current) = self.site_lock(site).await? else {
+                continue;
+            };
             if !current.is_stale(Timestamp::now()) {
                 return Ok(Err(current));
             }
@@ -127,7 +136,9 @@ impl Catalog {
         }
         match self.site_lock(site).await? {
             Some(current) => Ok(Err(current)),
-            None => Err(CatalogError::Corrupt("site lock vanished while taking it over".into())),
+            None => Err(CatalogError::Corrupt(
+                "site lock vanished while taking it over".into(),
+            )),
         }
     }
 
@@ -179,12 +190,14 @@ impl Catalog {
     /// Release our lock on the site.
     pub async fn unlock_site(&self, site: SiteId) -> CatalogResult<()> {
         let me = LockHolder::this_process();
-        sqlx::query("DELETE FROM site_locks WHERE site_id = $1 AND holder_host = $2 AND holder_pid = $3")
-            .bind(site.to_string())
-            .bind(&me.host)
-            .bind(i64::from(me.pid))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "DELETE FROM site_locks WHERE site_id = $1 AND holder_host = $2 AND holder_pid = $3",
+        )
+        .bind(site.to_string())
+        .bind(&me.host)
+        .bind(i64::from(me.pid))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

@@ -17,7 +17,12 @@ fn next_id() -> String {
     let generator = generator.get_or_insert_with(ulid::Generator::new);
     generator
         .generate()
-        .unwrap_or_else(|_| ulid::Ulid::from_parts(Timestamp::now().as_millisecond() as u64, crate::domain::random_u128()))
+        .unwrap_or_else(|_| {
+            ulid::Ulid::from_parts(
+                Timestamp::now().as_millisecond() as u64,
+                crate::domain::random_u128(),
+            )
+        })
         .to_string()
 }
 
@@ -64,7 +69,10 @@ pub struct AuditEntry {
     pub at: Option<Timestamp>,
 }
 
-pub(super) async fn insert_event(tx: &mut Transaction<'_, Any>, event: &BackupEvent) -> CatalogResult<StoredEvent> {
+pub(super) async fn insert_event(
+    tx: &mut Transaction<'_, Any>,
+    event: &BackupEvent,
+) -> CatalogResult<StoredEvent> {
     let stored = StoredEvent {
         id: next_id(),
         at: Timestamp::now(),
@@ -83,7 +91,10 @@ pub(super) async fn insert_event(tx: &mut Transaction<'_, Any>, event: &BackupEv
     Ok(stored)
 }
 
-pub(super) async fn insert_audit(tx: &mut Transaction<'_, Any>, entry: &AuditEntry) -> CatalogResult<()> {
+pub(super) async fn insert_audit(
+    tx: &mut Transaction<'_, Any>,
+    entry: &AuditEntry,
+) -> CatalogResult<()> {
     sqlx::query(
         "INSERT INTO audit_log (id, at, actor, action, site_id, backup_id, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -113,7 +124,12 @@ impl Catalog {
     }
 
     /// Events, oldest first, after `after` (an event id), of one site or all.
-    pub async fn events(&self, site: Option<SiteId>, after: Option<&str>, limit: i64) -> CatalogResult<Vec<StoredEvent>> {
+    pub async fn events(
+        &self,
+        site: Option<SiteId>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> CatalogResult<Vec<StoredEvent>> {
         let rows = sqlx::query(
             "SELECT id, payload, created_at, delivered_at FROM events \
              WHERE ($1 IS NULL OR site_id = $1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
@@ -129,7 +145,8 @@ impl Catalog {
                 Ok(StoredEvent {
                     id: row.try_get("id")?,
                     at: from_micros(row.try_get("created_at")?)?,
-                    event: serde_json::from_str(&payload).map_err(|e| CatalogError::Corrupt(format!("event payload: {e}")))?,
+                    event: serde_json::from_str(&payload)
+                        .map_err(|e| CatalogError::Corrupt(format!("event payload: {e}")))?,
                     delivered_at: opt_from_micros(row.try_get("delivered_at")?)?,
                 })
             })
@@ -137,7 +154,11 @@ impl Catalog {
     }
 
     /// Audit entries, newest first, of one site or all.
-    pub async fn audit_log(&self, site: Option<SiteId>, limit: i64) -> CatalogResult<Vec<AuditEntry>> {
+    pub async fn audit_log(
+        &self,
+        site: Option<SiteId>,
+        limit: i64,
+    ) -> CatalogResult<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT at, actor, action, site_id, backup_id, outcome, detail FROM audit_log \
              WHERE ($1 IS NULL OR site_id = $1) ORDER BY id DESC LIMIT $2",
@@ -154,9 +175,19 @@ impl Catalog {
                 Ok(AuditEntry {
                     actor: row.try_get("actor")?,
                     action: row.try_get("action")?,
-                    site_id: site.map(|s| s.parse()).transpose().map_err(|e| CatalogError::Corrupt(format!("{e}")))?,
-                    backup_id: backup.map(|b| b.parse()).transpose().map_err(|e| CatalogError::Corrupt(format!("{e}")))?,
-                    outcome: if outcome == "ok" { AuditOutcome::Ok } else { AuditOutcome::Failed },
+                    site_id: site
+                        .map(|s| s.parse())
+                        .transpose()
+                        .map_err(|e| CatalogError::Corrupt(format!("{e}")))?,
+                    backup_id: backup
+                        .map(|b| b.parse())
+                        .transpose()
+                        .map_err(|e| CatalogError::Corrupt(format!("{e}")))?,
+                    outcome: if outcome == "ok" {
+                        AuditOutcome::Ok
+                    } else {
+                        AuditOutcome::Failed
+                    },
                     detail: row.try_get("detail")?,
                     at: Some(from_micros(row.try_get("at")?)?),
                 })

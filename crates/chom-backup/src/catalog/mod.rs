@@ -85,7 +85,8 @@ where
     T::Err: std::fmt::Display,
 {
     let text: String = row.try_get(column)?;
-    text.parse().map_err(|e| CatalogError::Corrupt(format!("{column} {text:?}: {e}")))
+    text.parse()
+        .map_err(|e| CatalogError::Corrupt(format!("{column} {text:?}: {e}")))
 }
 
 impl Catalog {

@@ -11,7 +11,8 @@ fn schedule_from_row(row: &AnyRow) -> CatalogResult<Schedule> {
     let retention: i64 = row.try_get("retention_days")?;
     let level: i64 = row.try_get("compression_level")?;
     let bad = |e: crate::domain::DomainError| CatalogError::Corrupt(e.to_string());
-    let mut configuration = BackupConfiguration::of_type(backup_type, retention as u32).map_err(bad)?;
+    let mut configuration =
+        BackupConfiguration::of_type(backup_type, retention as u32).map_err(bad)?;
     configuration = if level == 0 {
         configuration.without_compression()
     } else {
@@ -57,18 +58,26 @@ impl Catalog {
 
     /// A site's schedule.
     pub async fn schedule(&self, site: SiteId) -> CatalogResult<Option<Schedule>> {
-        let row = sqlx::query(concat!("SELECT ", schedule_columns!(), " FROM schedules WHERE site_id = $1"))
-            .bind(site.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            schedule_columns!(),
+            " FROM schedules WHERE site_id = $1"
+        ))
+        .bind(site.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(schedule_from_row).transpose()
     }
 
     /// Every schedule.
     pub async fn list_schedules(&self) -> CatalogResult<Vec<Schedule>> {
-        let rows = sqlx::query(concat!("SELECT ", schedule_columns!(), " FROM schedules ORDER BY site_id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            schedule_columns!(),
+            " FROM schedules ORDER BY site_id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(schedule_from_row).collect()
     }
 

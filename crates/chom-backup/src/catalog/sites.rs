@@ -20,11 +20,13 @@ fn site_from_row(row: &AnyRow) -> CatalogResult<Site> {
         None => None,
         Some(engine) => {
             let location: String = row.try_get("db_location")?;
-            let location: DbLocation =
-                serde_json::from_str(&location).map_err(|e| CatalogError::Corrupt(format!("db_location: {e}")))?;
+            let location: DbLocation = serde_json::from_str(&location)
+                .map_err(|e| CatalogError::Corrupt(format!("db_location: {e}")))?;
             let password: Option<String> = row.try_get("db_password_ref")?;
             Some(DatabaseSpec {
-                engine: engine.parse().map_err(|e| CatalogError::Corrupt(format!("db_engine: {e}")))?,
+                engine: engine
+                    .parse()
+                    .map_err(|e| CatalogError::Corrupt(format!("db_engine: {e}")))?,
                 location,
                 name: row.try_get("db_name")?,
                 user: row.try_get("db_user")?,
@@ -39,7 +41,8 @@ fn site_from_row(row: &AnyRow) -> CatalogResult<Site> {
         id: parse(row, "id")?,
         name: row.try_get("name")?,
         root: row.try_get::<String, _>("root")?.into(),
-        excludes: serde_json::from_str(&excludes).map_err(|e| CatalogError::Corrupt(format!("excludes: {e}")))?,
+        excludes: serde_json::from_str(&excludes)
+            .map_err(|e| CatalogError::Corrupt(format!("excludes: {e}")))?,
         database,
         timezone: row.try_get("timezone")?,
         created_at: from_micros(row.try_get("created_at")?)?,
@@ -50,7 +53,11 @@ impl Catalog {
     /// Add a site. Fails on a duplicate name (a unique violation).
     pub async fn insert_site(&self, site: &Site) -> CatalogResult<()> {
         let db = site.database.as_ref();
-        sqlx::query(concat!("INSERT INTO sites (", site_columns!(), ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+        sqlx::query(concat!(
+            "INSERT INTO sites (",
+            site_columns!(),
+            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
         .bind(site.id.to_string())
         .bind(&site.name)
         .bind(site.root.to_string_lossy().into_owned())
@@ -70,10 +77,14 @@ impl Catalog {
 
     /// Find a site by name or id.
     pub async fn find_site(&self, name_or_id: &str) -> CatalogResult<Option<Site>> {
-        let row = sqlx::query(concat!("SELECT ", site_columns!(), " FROM sites WHERE name = $1 OR id = $1"))
-            .bind(name_or_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            site_columns!(),
+            " FROM sites WHERE name = $1 OR id = $1"
+        ))
+        .bind(name_or_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(site_from_row).transpose()
     }
 
@@ -84,9 +95,13 @@ impl Catalog {
 
     /// All sites by name.
     pub async fn list_sites(&self) -> CatalogResult<Vec<Site>> {
-        let rows = sqlx::query(concat!("SELECT ", site_columns!(), " FROM sites ORDER BY name"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            site_columns!(),
+            " FROM sites ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(site_from_row).collect()
     }
 

@@ -4,10 +4,14 @@
 //! Exit statuses: 0 success; 1 error; 2 bad usage; 3 damage found (check,
 //! verify).
 
+mod admin;
+mod backup;
 mod demo;
+mod module;
 mod output;
 mod progress;
 mod repo;
+mod site;
 
 use std::process::ExitCode;
 
@@ -48,10 +52,11 @@ impl Failure {
     }
 }
 
-impl From<chom_repo::Error> for Failure {
-    fn from(e: chom_repo::Error) -> Self {
+impl Failure {
+    /// A failure from an engine error, with a message chosen by the caller.
+    pub fn from_repo_ref(e: &chom_repo::Error, message: String) -> Self {
         use chom_repo::Error as E;
-        let kind = match &e {
+        let kind = match e {
             E::WrongPassword { .. } => "wrong_password",
             E::PasswordRequired { .. } => "password_required",
             E::NotARepository { .. } => "not_a_repository",
@@ -72,10 +77,17 @@ impl From<chom_repo::Error> for Failure {
         };
         Failure {
             kind,
-            message: e.to_string(),
+            message,
             code: 1,
             reported: false,
         }
+    }
+}
+
+impl From<chom_repo::Error> for Failure {
+    fn from(e: chom_repo::Error) -> Self {
+        let message = e.to_string();
+        Failure::from_repo_ref(&e, message)
     }
 }
 
@@ -96,6 +108,62 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Set up the data directory: catalog, configuration, and a repository.
+    Init {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        #[command(flatten)]
+        init: admin::InitArgs,
+    },
+    /// Manage sites (a document root and usually a database).
+    Site {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        #[command(subcommand)]
+        command: site::SiteCommand,
+    },
+    /// Create, list, restore, verify, export and delete site backups.
+    Backup {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        #[command(subcommand)]
+        command: backup::BackupCommand,
+    },
+    /// Statistics of a site's backups.
+    Stats {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        /// Site name or id.
+        site: String,
+    },
+    /// Apply retention policies.
+    Retention {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        #[command(subcommand)]
+        command: admin::RetentionCommand,
+    },
+    /// Automatic backups.
+    Schedule {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        #[command(subcommand)]
+        command: site::ScheduleCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        #[command(subcommand)]
+        command: admin::AuditCommand,
+    },
+    /// Catalog maintenance.
+    Catalog {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        #[command(subcommand)]
+        command: admin::CatalogCommand,
+    },
     /// Run the main job end to end on a sample site (no server, no setup).
     Demo(demo::DemoArgs),
     /// Work with a repository directly (init, backup, restore, check, prune, ...).
@@ -113,9 +181,25 @@ pub fn run() -> ExitCode {
     let json = match &cli.command {
         Command::Repo(args) => args.global.json,
         Command::Demo(_) => false,
+        Command::Init { module, .. }
+        | Command::Site { module, .. }
+        | Command::Backup { module, .. }
+        | Command::Stats { module, .. }
+        | Command::Retention { module, .. }
+        | Command::Schedule { module, .. }
+        | Command::Audit { module, .. }
+        | Command::Catalog { module, .. } => module.json,
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Init { module, init } => admin::init(&module, init).await,
+            Command::Site { module, command } => site::run_site(&module, command).await,
+            Command::Backup { module, command } => backup::run(&module, command).await,
+            Command::Stats { module, site } => backup::stats(&module, &site).await,
+            Command::Retention { module, command } => admin::retention(&module, command).await,
+            Command::Schedule { module, command } => site::run_schedule(&module, command).await,
+            Command::Audit { module, command } => admin::audit(&module, command).await,
+            Command::Catalog { module, command } => admin::catalog(&module, command).await,
             Command::Repo(args) => repo::run(args).await,
             Command::Demo(args) => demo::run(args).await,
         }

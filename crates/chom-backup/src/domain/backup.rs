@@ -37,9 +37,12 @@ impl fmt::Display for BackupId {
 impl FromStr for BackupId {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, DomainError> {
-        ulid::Ulid::from_string(s)
-            .map(BackupId)
-            .map_err(|_| DomainError::new("backup", format!("{s:?} is not a backup id (26 characters, like 01JD3...)")))
+        ulid::Ulid::from_string(s).map(BackupId).map_err(|_| {
+            DomainError::new(
+                "backup",
+                format!("{s:?} is not a backup id (26 characters, like 01JD3...)"),
+            )
+        })
     }
 }
 
@@ -77,7 +80,10 @@ impl FromStr for BackupStatus {
             "running" => Ok(BackupStatus::Running),
             "completed" => Ok(BackupStatus::Completed),
             "failed" => Ok(BackupStatus::Failed),
-            other => Err(DomainError::new("status", format!("unknown backup status {other:?}"))),
+            other => Err(DomainError::new(
+                "status",
+                format!("unknown backup status {other:?}"),
+            )),
         }
     }
 }
@@ -116,7 +122,10 @@ impl FromStr for Trigger {
             "schedule" => Ok(Trigger::Schedule),
             "api" => Ok(Trigger::Api),
             "safety" => Ok(Trigger::Safety),
-            other => Err(DomainError::new("trigger", format!("unknown trigger {other:?}"))),
+            other => Err(DomainError::new(
+                "trigger",
+                format!("unknown trigger {other:?}"),
+            )),
         }
     }
 }
@@ -160,7 +169,12 @@ pub struct Backup {
 
 impl Backup {
     /// A new pending backup.
-    pub fn new(site_id: SiteId, configuration: BackupConfiguration, trigger: Trigger, now: Timestamp) -> Self {
+    pub fn new(
+        site_id: SiteId,
+        configuration: BackupConfiguration,
+        trigger: Trigger,
+        now: Timestamp,
+    ) -> Self {
         Backup {
             id: BackupId::new(now),
             site_id,
@@ -176,7 +190,8 @@ impl Backup {
             created_at: now,
             started_at: None,
             completed_at: None,
-            expires_at: now + SignedDuration::from_hours(24 * i64::from(configuration.retention_days())),
+            expires_at: now
+                + SignedDuration::from_hours(24 * i64::from(configuration.retention_days())),
             error: None,
         }
     }
@@ -199,9 +214,17 @@ mod tests {
     #[test]
     fn new_backups_expire_after_their_retention() {
         let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
-        let b = Backup::new(SiteId::new(now), BackupConfiguration::full(30).unwrap(), Trigger::Manual, now);
+        let b = Backup::new(
+            SiteId::new(now),
+            BackupConfiguration::full(30).unwrap(),
+            Trigger::Manual,
+            now,
+        );
         assert_eq!(b.status, BackupStatus::Pending);
-        assert_eq!(b.expires_at, "2026-12-26T10:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(
+            b.expires_at,
+            "2026-12-26T10:00:00Z".parse::<Timestamp>().unwrap()
+        );
         assert!(!b.is_expired(now) && b.is_expired(b.expires_at));
         assert_eq!(b.id.to_string().parse::<BackupId>().unwrap(), b.id);
         assert!("not-an-id".parse::<BackupId>().is_err());

@@ -69,9 +69,15 @@ mod tests {
     fn parses_and_rejects() {
         assert_eq!("full".parse::<BackupType>().unwrap(), BackupType::Full);
         assert_eq!("files".parse::<BackupType>().unwrap(), BackupType::Files);
-        assert_eq!("database".parse::<BackupType>().unwrap(), BackupType::Database);
+        assert_eq!(
+            "database".parse::<BackupType>().unwrap(),
+            BackupType::Database
+        );
         let err = "incremental".parse::<BackupType>().unwrap_err().to_string();
-        assert!(err.contains("incremental") && err.contains("full, files or database"), "{err}");
+        assert!(
+            err.contains("incremental") && err.contains("full, files or database"),
+            "{err}"
+        );
         assert!(BackupType::Full.includes_files() && BackupType::Full.includes_database());
         assert!(!BackupType::Files.includes_database() && !BackupType::Database.includes_files());
     }

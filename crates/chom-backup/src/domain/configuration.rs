@@ -74,7 +74,9 @@ impl BackupConfiguration {
         if !(1..=22).contains(&level) {
             return Err(DomainError::new(
                 "compression",
-                format!("compression level {level} is out of range: choose from 1 to 22, or no compression"),
+                format!(
+                    "compression level {level} is out of range: choose from 1 to 22, or no compression"
+                ),
             ));
         }
         self.compression_level = level;
@@ -119,18 +121,34 @@ mod tests {
 
     #[test]
     fn builders_and_limits() {
-        let c = BackupConfiguration::files_only(14).unwrap().with_encryption();
+        let c = BackupConfiguration::files_only(14)
+            .unwrap()
+            .with_encryption();
         assert_eq!(c.backup_type(), BackupType::Files);
         assert_eq!(c.retention_days(), 14);
         assert!(c.requires_encryption());
         assert_eq!(c.compression_level(), DEFAULT_COMPRESSION);
         assert!(!c.without_compression().is_compressed());
-        assert_eq!(BackupConfiguration::full(30).unwrap().with_compression(19).unwrap().compression_level(), 19);
+        assert_eq!(
+            BackupConfiguration::full(30)
+                .unwrap()
+                .with_compression(19)
+                .unwrap()
+                .compression_level(),
+            19
+        );
         for bad in [0, 366, 1000] {
-            let err = BackupConfiguration::database_only(bad).unwrap_err().to_string();
+            let err = BackupConfiguration::database_only(bad)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("1 to 365"), "{err}");
         }
         assert!(BackupConfiguration::full(1).is_ok() && BackupConfiguration::full(365).is_ok());
-        assert!(BackupConfiguration::full(7).unwrap().with_compression(0).is_err());
+        assert!(
+            BackupConfiguration::full(7)
+                .unwrap()
+                .with_compression(0)
+                .is_err()
+        );
     }
 }

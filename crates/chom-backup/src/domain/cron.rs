@@ -20,14 +20,19 @@ pub fn parse(expr: &str) -> Result<croner::Cron, DomainError> {
 /// The first time strictly after `after` that `expr` fires, in time zone `tz`.
 pub fn next_after(expr: &str, after: Timestamp, tz: &str) -> Result<Timestamp, DomainError> {
     let cron = parse(expr)?;
-    let bad_time = |e: jiff02::Error| DomainError::new("frequency", format!("cannot compute the next run: {e}"));
+    let bad_time = |e: jiff02::Error| {
+        DomainError::new("frequency", format!("cannot compute the next run: {e}"))
+    };
     let start = jiff02::Timestamp::from_nanosecond(after.as_nanosecond())
         .map_err(bad_time)?
         .in_tz(tz)
         .map_err(|_| DomainError::new("timezone", format!("unknown time zone {tz:?}")))?;
-    let next = cron
-        .find_next_occurrence(&start, false)
-        .map_err(|e| DomainError::new("frequency", format!("{expr:?} never fires after {after}: {e}")))?;
+    let next = cron.find_next_occurrence(&start, false).map_err(|e| {
+        DomainError::new(
+            "frequency",
+            format!("{expr:?} never fires after {after}: {e}"),
+        )
+    })?;
     Timestamp::from_nanosecond(next.timestamp().as_nanosecond())
         .map_err(|e| DomainError::new("frequency", format!("next run out of range: {e}")))
 }
@@ -39,9 +44,17 @@ mod tests {
     #[test]
     fn next_runs_in_the_site_zone() {
         let at: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
-        assert_eq!(next_after("0 3 * * *", at, "UTC").unwrap().to_string(), "2026-11-27T03:00:00Z");
+        assert_eq!(
+            next_after("0 3 * * *", at, "UTC").unwrap().to_string(),
+            "2026-11-27T03:00:00Z"
+        );
         // 03:00 in Paris (UTC+1 in November) is 02:00 UTC.
-        assert_eq!(next_after("0 3 * * *", at, "Europe/Paris").unwrap().to_string(), "2026-11-27T02:00:00Z");
+        assert_eq!(
+            next_after("0 3 * * *", at, "Europe/Paris")
+                .unwrap()
+                .to_string(),
+            "2026-11-27T02:00:00Z"
+        );
         assert!(parse("61 * * * *").is_err());
         assert!(next_after("0 3 * * *", at, "Mars/Olympus").is_err());
     }

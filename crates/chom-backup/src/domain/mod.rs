@@ -16,7 +16,9 @@ pub use backup::{Backup, BackupId, BackupStatus, Trigger, random_u128};
 pub use backup_type::BackupType;
 pub use configuration::{BackupConfiguration, DEFAULT_COMPRESSION, RETENTION_DAYS};
 pub use event::BackupEvent;
-pub use retention::{CalendarPolicy, Retention, RetentionCandidate, RetentionPlan, RetentionPolicy};
+pub use retention::{
+    CalendarPolicy, Retention, RetentionCandidate, RetentionPlan, RetentionPolicy,
+};
 pub use schedule::{Frequency, Schedule};
 pub use site::{DatabaseSpec, DbEngine, DbLocation, PasswordRef, Site, SiteId, validate_site_name};
 

@@ -46,9 +46,16 @@ impl Default for RetentionPolicy {
 
 impl RetentionPolicy {
     /// A validated custom policy: `max_backups` ≥ 1, `max_age_days` 1..=3650.
-    pub fn new(max_backups: u32, max_age_days: u32, keep_minimum_one: bool) -> Result<Self, DomainError> {
+    pub fn new(
+        max_backups: u32,
+        max_age_days: u32,
+        keep_minimum_one: bool,
+    ) -> Result<Self, DomainError> {
         if max_backups < 1 {
-            return Err(DomainError::new("max_backups", "max_backups must be at least 1"));
+            return Err(DomainError::new(
+                "max_backups",
+                "max_backups must be at least 1",
+            ));
         }
         if !(1..=3650).contains(&max_age_days) {
             return Err(DomainError::new(
@@ -99,7 +106,9 @@ impl RetentionPolicy {
             "compliance" => Ok(Self::compliance()),
             other => Err(DomainError::new(
                 "policy",
-                format!("unknown retention policy {other:?}: use default, aggressive, conservative or compliance"),
+                format!(
+                    "unknown retention policy {other:?}: use default, aggressive, conservative or compliance"
+                ),
             )),
         }
     }
@@ -169,7 +178,12 @@ pub struct RetentionPlan<Id> {
 
 impl Retention {
     /// Decide, at `now`, in the site's time zone `tz` (calendar periods).
-    pub fn plan<Id: Clone>(&self, backups: &[RetentionCandidate<Id>], now: Timestamp, tz: &TimeZone) -> RetentionPlan<Id> {
+    pub fn plan<Id: Clone>(
+        &self,
+        backups: &[RetentionCandidate<Id>],
+        now: Timestamp,
+        tz: &TimeZone,
+    ) -> RetentionPlan<Id> {
         let mut plan = RetentionPlan {
             delete: Vec::new(),
             keep: Vec::new(),
@@ -177,7 +191,9 @@ impl Retention {
         let mut completed: Vec<&RetentionCandidate<Id>> = Vec::new();
         for b in backups {
             match b.status {
-                BackupStatus::Pending | BackupStatus::Running => plan.keep.push((b.id.clone(), "in progress".into())),
+                BackupStatus::Pending | BackupStatus::Running => {
+                    plan.keep.push((b.id.clone(), "in progress".into()))
+                }
                 BackupStatus::Failed => {
                     let max_age = match self {
                         Retention::Simple(p) => Some(p.max_age_days),
@@ -185,9 +201,11 @@ impl Retention {
                     };
                     let old = max_age.is_some_and(|days| older_than_days(b.created_at, now, days));
                     if old && !b.busy {
-                        plan.delete.push((b.id.clone(), "failed, older than max age".into()));
+                        plan.delete
+                            .push((b.id.clone(), "failed, older than max age".into()));
                     } else {
-                        plan.keep.push((b.id.clone(), "failed record, kept until max age".into()));
+                        plan.keep
+                            .push((b.id.clone(), "failed record, kept until max age".into()));
                     }
                 }
                 BackupStatus::Completed => completed.push(b),
@@ -202,12 +220,16 @@ impl Retention {
             let reason = match reason {
                 Some(r) => Some(r),
                 None if b.busy => Some("being restored".into()),
-                None if i == 0 && self.keeps_minimum_one() => Some("newest completed backup".into()),
+                None if i == 0 && self.keeps_minimum_one() => {
+                    Some("newest completed backup".into())
+                }
                 None => None,
             };
             match reason {
                 Some(r) => plan.keep.push((b.id.clone(), r)),
-                None => plan.delete.push((b.id.clone(), self.deletion_reason(i, b.created_at, now))),
+                None => plan
+                    .delete
+                    .push((b.id.clone(), self.deletion_reason(i, b.created_at, now))),
             }
         }
         plan
@@ -235,14 +257,23 @@ fn older_than_days(created: Timestamp, now: Timestamp, days: u32) -> bool {
     now.duration_since(created) > SignedDuration::from_hours(24 * i64::from(days))
 }
 
-fn simple<Id>(p: &RetentionPolicy, completed: &[&RetentionCandidate<Id>], now: Timestamp) -> Vec<Option<String>> {
+fn simple<Id>(
+    p: &RetentionPolicy,
+    completed: &[&RetentionCandidate<Id>],
+    now: Timestamp,
+) -> Vec<Option<String>> {
     completed
         .iter()
         .enumerate()
         .map(|(i, b)| {
             let within_count = (i as u32) < p.max_backups;
             let young = !older_than_days(b.created_at, now, p.max_age_days);
-            (within_count && young).then(|| format!("among the newest {}, within {} days", p.max_backups, p.max_age_days))
+            (within_count && young).then(|| {
+                format!(
+                    "among the newest {}, within {} days",
+                    p.max_backups, p.max_age_days
+                )
+            })
         })
         .collect()
 }
@@ -259,12 +290,20 @@ fn calendar<Id>(
     }
     type Bucket = fn(&jiff::ZonedDateTime) -> (i32, i32, i32);
     let rules: [(&str, u32, Bucket); 4] = [
-        ("daily", c.daily, |z| (i32::from(z.year()), i32::from(z.month()), i32::from(z.day()))),
+        ("daily", c.daily, |z| {
+            (
+                i32::from(z.year()),
+                i32::from(z.month()),
+                i32::from(z.day()),
+            )
+        }),
         ("weekly", c.weekly, |z| {
             let w = z.date().iso_week_date();
             (i32::from(w.year()), i32::from(w.week()), 0)
         }),
-        ("monthly", c.monthly, |z| (i32::from(z.year()), i32::from(z.month()), 0)),
+        ("monthly", c.monthly, |z| {
+            (i32::from(z.year()), i32::from(z.month()), 0)
+        }),
         ("yearly", c.yearly, |z| (i32::from(z.year()), 0, 0)),
     ];
     for (name, limit, bucket) in rules {
@@ -290,7 +329,10 @@ fn calendar<Id>(
             }
         }
     }
-    reasons.into_iter().map(|r| (!r.is_empty()).then(|| r.join(", "))).collect()
+    reasons
+        .into_iter()
+        .map(|r| (!r.is_empty()).then(|| r.join(", ")))
+        .collect()
 }
 
 fn describe(rule: &str, (a, b, c): (i32, i32, i32)) -> String {
@@ -339,13 +381,39 @@ mod tests {
     #[test]
     fn presets_have_the_documented_values() {
         let d = RetentionPolicy::default();
-        assert_eq!((d.max_backups, d.max_age_days, d.keep_minimum_one), (10, 30, true));
-        assert_eq!((RetentionPolicy::aggressive().max_backups, RetentionPolicy::aggressive().max_age_days), (5, 7));
-        assert_eq!((RetentionPolicy::conservative().max_backups, RetentionPolicy::conservative().max_age_days), (30, 90));
-        assert_eq!((RetentionPolicy::compliance().max_backups, RetentionPolicy::compliance().max_age_days), (100, 365));
+        assert_eq!(
+            (d.max_backups, d.max_age_days, d.keep_minimum_one),
+            (10, 30, true)
+        );
+        assert_eq!(
+            (
+                RetentionPolicy::aggressive().max_backups,
+                RetentionPolicy::aggressive().max_age_days
+            ),
+            (5, 7)
+        );
+        assert_eq!(
+            (
+                RetentionPolicy::conservative().max_backups,
+                RetentionPolicy::conservative().max_age_days
+            ),
+            (30, 90)
+        );
+        assert_eq!(
+            (
+                RetentionPolicy::compliance().max_backups,
+                RetentionPolicy::compliance().max_age_days
+            ),
+            (100, 365)
+        );
         assert!(RetentionPolicy::new(0, 30, true).is_err());
         assert!(RetentionPolicy::new(5, 0, true).is_err());
-        assert!(RetentionPolicy::new(5, 3651, true).unwrap_err().to_string().contains("1 to 3650"));
+        assert!(
+            RetentionPolicy::new(5, 3651, true)
+                .unwrap_err()
+                .to_string()
+                .contains("1 to 3650")
+        );
         assert!(RetentionPolicy::preset("forever").is_err());
     }
 
@@ -367,14 +435,18 @@ mod tests {
             assert!(plan.keep.iter().all(|(id, _)| (*id as usize) < kept));
         }
         // Age limit bites before the count limit.
-        let plan = Retention::Simple(RetentionPolicy::new(100, 7, true).unwrap()).plan(&backups, now, &utc);
+        let plan = Retention::Simple(RetentionPolicy::new(100, 7, true).unwrap())
+            .plan(&backups, now, &utc);
         assert_eq!(plan.keep.len(), 7);
     }
 
     #[test]
     fn keep_minimum_one_keeps_the_newest_however_old() {
         let now = ts("2026-11-26T12:00:00Z");
-        let old = vec![completed(1, "2025-01-01T00:00:00Z"), completed(2, "2025-02-01T00:00:00Z")];
+        let old = vec![
+            completed(1, "2025-01-01T00:00:00Z"),
+            completed(2, "2025-02-01T00:00:00Z"),
+        ];
         let plan = Retention::Simple(RetentionPolicy::aggressive()).plan(&old, now, &TimeZone::UTC);
         assert_eq!(deleted(&plan), vec![1]);
         let without = RetentionPolicy::new(5, 7, false).unwrap();
@@ -386,20 +458,59 @@ mod tests {
     fn failed_running_and_busy_backups() {
         let now = ts("2026-11-26T12:00:00Z");
         let list = vec![
-            RetentionCandidate { id: 1, status: BackupStatus::Failed, created_at: ts("2026-10-01T00:00:00Z"), busy: false },
-            RetentionCandidate { id: 2, status: BackupStatus::Failed, created_at: ts("2026-11-25T00:00:00Z"), busy: false },
-            RetentionCandidate { id: 3, status: BackupStatus::Running, created_at: ts("2025-01-01T00:00:00Z"), busy: false },
-            RetentionCandidate { id: 4, status: BackupStatus::Pending, created_at: ts("2025-01-01T00:00:00Z"), busy: false },
-            RetentionCandidate { id: 5, status: BackupStatus::Completed, created_at: ts("2025-06-01T00:00:00Z"), busy: true },
-            RetentionCandidate { id: 6, status: BackupStatus::Completed, created_at: ts("2026-11-26T00:00:00Z"), busy: false },
-            RetentionCandidate { id: 7, status: BackupStatus::Completed, created_at: ts("2025-05-01T00:00:00Z"), busy: false },
+            RetentionCandidate {
+                id: 1,
+                status: BackupStatus::Failed,
+                created_at: ts("2026-10-01T00:00:00Z"),
+                busy: false,
+            },
+            RetentionCandidate {
+                id: 2,
+                status: BackupStatus::Failed,
+                created_at: ts("2026-11-25T00:00:00Z"),
+                busy: false,
+            },
+            RetentionCandidate {
+                id: 3,
+                status: BackupStatus::Running,
+                created_at: ts("2025-01-01T00:00:00Z"),
+                busy: false,
+            },
+            RetentionCandidate {
+                id: 4,
+                status: BackupStatus::Pending,
+                created_at: ts("2025-01-01T00:00:00Z"),
+                busy: false,
+            },
+            RetentionCandidate {
+                id: 5,
+                status: BackupStatus::Completed,
+                created_at: ts("2025-06-01T00:00:00Z"),
+                busy: true,
+            },
+            RetentionCandidate {
+                id: 6,
+                status: BackupStatus::Completed,
+                created_at: ts("2026-11-26T00:00:00Z"),
+                busy: false,
+            },
+            RetentionCandidate {
+                id: 7,
+                status: BackupStatus::Completed,
+                created_at: ts("2025-05-01T00:00:00Z"),
+                busy: false,
+            },
         ];
         let plan = Retention::Simple(RetentionPolicy::default()).plan(&list, now, &TimeZone::UTC);
         assert_eq!(deleted(&plan), vec![1, 7], "{plan:?}");
     }
 
     fn calendar_kept(policy: CalendarPolicy, at: &[&str], now: &str, tz: &str) -> Vec<u32> {
-        let list: Vec<RetentionCandidate<u32>> = at.iter().enumerate().map(|(i, t)| completed(i as u32, t)).collect();
+        let list: Vec<RetentionCandidate<u32>> = at
+            .iter()
+            .enumerate()
+            .map(|(i, t)| completed(i as u32, t))
+            .collect();
         let plan = Retention::Calendar(policy).plan(&list, ts(now), &TimeZone::get(tz).unwrap());
         let mut kept: Vec<u32> = plan.keep.iter().map(|(id, _)| *id).collect();
         kept.sort();
@@ -408,63 +519,145 @@ mod tests {
 
     #[test]
     fn calendar_daily_keeps_the_newest_of_each_day_in_the_site_zone() {
-        let daily = CalendarPolicy { daily: 3, ..Default::default() };
+        let daily = CalendarPolicy {
+            daily: 3,
+            ..Default::default()
+        };
         // Two backups on each of four UTC days.
         let at = [
-            "2026-11-22T08:00:00Z", "2026-11-22T20:00:00Z",
-            "2026-11-23T08:00:00Z", "2026-11-23T20:00:00Z",
-            "2026-11-24T08:00:00Z", "2026-11-24T20:00:00Z",
-            "2026-11-25T08:00:00Z", "2026-11-25T20:00:00Z",
+            "2026-11-22T08:00:00Z",
+            "2026-11-22T20:00:00Z",
+            "2026-11-23T08:00:00Z",
+            "2026-11-23T20:00:00Z",
+            "2026-11-24T08:00:00Z",
+            "2026-11-24T20:00:00Z",
+            "2026-11-25T08:00:00Z",
+            "2026-11-25T20:00:00Z",
         ];
-        assert_eq!(calendar_kept(daily, &at, "2026-11-26T00:00:00Z", "UTC"), vec![3, 5, 7]);
+        assert_eq!(
+            calendar_kept(daily, &at, "2026-11-26T00:00:00Z", "UTC"),
+            vec![3, 5, 7]
+        );
         // In Tokyo (UTC+9) 20:00Z is already the next day: the buckets shift.
-        assert_eq!(calendar_kept(daily, &at, "2026-11-26T00:00:00Z", "Asia/Tokyo"), vec![4, 6, 7]);
+        assert_eq!(
+            calendar_kept(daily, &at, "2026-11-26T00:00:00Z", "Asia/Tokyo"),
+            vec![4, 6, 7]
+        );
     }
 
     #[test]
     fn calendar_weekly_uses_iso_weeks_across_new_year() {
-        let weekly = CalendarPolicy { weekly: 2, ..Default::default() };
+        let weekly = CalendarPolicy {
+            weekly: 2,
+            ..Default::default()
+        };
         // 2026-12-28 (Mon) .. 2027-01-03 (Sun) is ISO week 2026-W53; 2027-01-04 starts 2027-W01.
-        let at = ["2026-12-27T12:00:00Z", "2026-12-28T12:00:00Z", "2026-12-31T12:00:00Z", "2027-01-03T12:00:00Z", "2027-01-04T12:00:00Z"];
+        let at = [
+            "2026-12-27T12:00:00Z",
+            "2026-12-28T12:00:00Z",
+            "2026-12-31T12:00:00Z",
+            "2027-01-03T12:00:00Z",
+            "2027-01-04T12:00:00Z",
+        ];
         // Newest of W01 (id 4) and of W53 (id 3, Jan 3rd); Dec 27 (W52) goes.
-        assert_eq!(calendar_kept(weekly, &at, "2027-01-05T00:00:00Z", "UTC"), vec![3, 4]);
+        assert_eq!(
+            calendar_kept(weekly, &at, "2027-01-05T00:00:00Z", "UTC"),
+            vec![3, 4]
+        );
         // 2025-12-29 is Monday of ISO week 2026-W01: Dec 31 2025 and Jan 1 2026 share a week.
-        let at = ["2025-12-28T12:00:00Z", "2025-12-31T12:00:00Z", "2026-01-01T12:00:00Z"];
-        assert_eq!(calendar_kept(weekly, &at, "2026-01-02T00:00:00Z", "UTC"), vec![0, 2]);
+        let at = [
+            "2025-12-28T12:00:00Z",
+            "2025-12-31T12:00:00Z",
+            "2026-01-01T12:00:00Z",
+        ];
+        assert_eq!(
+            calendar_kept(weekly, &at, "2026-01-02T00:00:00Z", "UTC"),
+            vec![0, 2]
+        );
     }
 
     #[test]
     fn calendar_monthly_and_yearly_at_month_and_year_ends() {
-        let monthly = CalendarPolicy { monthly: 2, ..Default::default() };
-        let at = ["2026-01-31T23:00:00Z", "2026-02-01T01:00:00Z", "2026-02-28T23:59:59Z", "2026-03-01T00:00:00Z"];
-        assert_eq!(calendar_kept(monthly, &at, "2026-03-02T00:00:00Z", "UTC"), vec![2, 3]);
+        let monthly = CalendarPolicy {
+            monthly: 2,
+            ..Default::default()
+        };
+        let at = [
+            "2026-01-31T23:00:00Z",
+            "2026-02-01T01:00:00Z",
+            "2026-02-28T23:59:59Z",
+            "2026-03-01T00:00:00Z",
+        ];
+        assert_eq!(
+            calendar_kept(monthly, &at, "2026-03-02T00:00:00Z", "UTC"),
+            vec![2, 3]
+        );
         // In New York (UTC-5) 2026-03-01T00:00Z is still February and
         // 2026-02-01T01:00Z still January: the newest of each month shift.
-        assert_eq!(calendar_kept(monthly, &at, "2026-03-02T00:00:00Z", "America/New_York"), vec![1, 3]);
-        let yearly = CalendarPolicy { yearly: 2, ..Default::default() };
-        let at = ["2024-12-31T23:30:00Z", "2025-01-01T00:30:00Z", "2025-12-31T23:59:00Z", "2026-01-01T00:00:01Z"];
-        assert_eq!(calendar_kept(yearly, &at, "2026-06-01T00:00:00Z", "UTC"), vec![2, 3]);
+        assert_eq!(
+            calendar_kept(monthly, &at, "2026-03-02T00:00:00Z", "America/New_York"),
+            vec![1, 3]
+        );
+        let yearly = CalendarPolicy {
+            yearly: 2,
+            ..Default::default()
+        };
+        let at = [
+            "2024-12-31T23:30:00Z",
+            "2025-01-01T00:30:00Z",
+            "2025-12-31T23:59:00Z",
+            "2026-01-01T00:00:01Z",
+        ];
+        assert_eq!(
+            calendar_kept(yearly, &at, "2026-06-01T00:00:00Z", "UTC"),
+            vec![2, 3]
+        );
     }
 
     #[test]
     fn calendar_days_follow_dst_changes() {
-        let daily = CalendarPolicy { daily: 10, ..Default::default() };
+        let daily = CalendarPolicy {
+            daily: 10,
+            ..Default::default()
+        };
         // Europe/Berlin springs forward on 2026-03-29 (UTC+1 to UTC+2, a
         // 23-hour day). Local times: 23:30 on the 28th; 00:30 and 23:30 on the
         // 29th (22 hours apart, one day); 00:30 on the 30th.
-        let spring = ["2026-03-28T22:30:00Z", "2026-03-28T23:30:00Z", "2026-03-29T21:30:00Z", "2026-03-29T22:30:00Z"];
-        assert_eq!(calendar_kept(daily, &spring, "2026-03-31T00:00:00Z", "Europe/Berlin"), vec![0, 2, 3]);
+        let spring = [
+            "2026-03-28T22:30:00Z",
+            "2026-03-28T23:30:00Z",
+            "2026-03-29T21:30:00Z",
+            "2026-03-29T22:30:00Z",
+        ];
+        assert_eq!(
+            calendar_kept(daily, &spring, "2026-03-31T00:00:00Z", "Europe/Berlin"),
+            vec![0, 2, 3]
+        );
         // It falls back on 2026-10-25 (a 25-hour day): 00:30 and 23:30 local
         // on the 25th are 24 hours apart and still one day; then 00:30 on the 26th.
-        let autumn = ["2026-10-24T22:30:00Z", "2026-10-25T22:30:00Z", "2026-10-25T23:30:00Z"];
-        assert_eq!(calendar_kept(daily, &autumn, "2026-10-27T00:00:00Z", "Europe/Berlin"), vec![1, 2]);
+        let autumn = [
+            "2026-10-24T22:30:00Z",
+            "2026-10-25T22:30:00Z",
+            "2026-10-25T23:30:00Z",
+        ];
+        assert_eq!(
+            calendar_kept(daily, &autumn, "2026-10-27T00:00:00Z", "Europe/Berlin"),
+            vec![1, 2]
+        );
     }
 
     #[test]
     fn calendar_rules_are_ored_and_within_keeps_recent() {
         let now = ts("2026-11-26T12:00:00Z");
         let backups = daily_series(60, now);
-        let policy = CalendarPolicy { last: 2, daily: 5, weekly: 4, monthly: 2, within_hours: 24 * 10, ..Default::default() };
+        let policy = CalendarPolicy {
+            last: 2,
+            daily: 5,
+            weekly: 4,
+            monthly: 2,
+            within_hours: 24 * 10,
+            ..Default::default()
+        };
         let plan = Retention::Calendar(policy).plan(&backups, now, &TimeZone::UTC);
         let kept: std::collections::BTreeSet<u32> = plan.keep.iter().map(|(id, _)| *id).collect();
         // within 10 days: 0..=9 (covers last and daily); weekly and monthly add older ones.
@@ -472,7 +665,10 @@ mod tests {
         assert!(kept.len() > 10 && kept.len() < 16, "{kept:?}");
         assert!(!kept.contains(&59));
         let reasons = plan.keep.iter().find(|(id, _)| *id == 0).unwrap();
-        assert!(reasons.1.contains("last 2") && reasons.1.contains("daily"), "{reasons:?}");
+        assert!(
+            reasons.1.contains("last 2") && reasons.1.contains("daily"),
+            "{reasons:?}"
+        );
         assert!(CalendarPolicy::default().validate().is_err());
     }
 }

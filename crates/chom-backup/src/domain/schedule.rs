@@ -82,11 +82,23 @@ mod tests {
     #[test]
     fn presets_and_cron() {
         assert_eq!("daily".parse::<Frequency>().unwrap(), Frequency::Daily);
-        assert_eq!("0 3 * * *".parse::<Frequency>().unwrap(), Frequency::Cron("0 3 * * *".into()));
-        let err = "every now and then".parse::<Frequency>().unwrap_err().to_string();
+        assert_eq!(
+            "0 3 * * *".parse::<Frequency>().unwrap(),
+            Frequency::Cron("0 3 * * *".into())
+        );
+        let err = "every now and then"
+            .parse::<Frequency>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cron"), "{err}");
         let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
-        assert_eq!("0 */6 * * *".parse::<Frequency>().unwrap().period_hours(now), Some(6));
+        assert_eq!(
+            "0 */6 * * *"
+                .parse::<Frequency>()
+                .unwrap()
+                .period_hours(now),
+            Some(6)
+        );
         assert_eq!(Frequency::Weekly.period_hours(now), Some(168));
     }
 }

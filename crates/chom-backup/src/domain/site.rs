@@ -17,7 +17,10 @@ pub struct SiteId(pub ulid::Ulid);
 impl SiteId {
     /// A new id.
     pub fn new(at: Timestamp) -> Self {
-        SiteId(ulid::Ulid::from_parts(at.as_millisecond().max(0) as u64, super::backup::random_u128()))
+        SiteId(ulid::Ulid::from_parts(
+            at.as_millisecond().max(0) as u64,
+            super::backup::random_u128(),
+        ))
     }
 }
 
@@ -66,7 +69,10 @@ impl FromStr for DbEngine {
             "sqlite" => Ok(DbEngine::Sqlite),
             "mysql" | "mariadb" => Ok(DbEngine::Mysql),
             "postgres" | "postgresql" => Ok(DbEngine::Postgres),
-            other => Err(DomainError::new("db", format!("unknown database engine {other:?}: use sqlite, mysql or postgres"))),
+            other => Err(DomainError::new(
+                "db",
+                format!("unknown database engine {other:?}: use sqlite, mysql or postgres"),
+            )),
         }
     }
 }
@@ -122,7 +128,10 @@ impl FromStr for PasswordRef {
         } else if let Some(var) = s.strip_prefix("env:") {
             Ok(PasswordRef::Env(var.to_string()))
         } else {
-            Err(DomainError::new("db_password", format!("{s:?} is not a password reference (file:PATH or env:VAR)")))
+            Err(DomainError::new(
+                "db_password",
+                format!("{s:?} is not a password reference (file:PATH or env:VAR)"),
+            ))
         }
     }
 }
@@ -166,10 +175,16 @@ impl DatabaseSpec {
         if let Some(path) = url.strip_prefix("sqlite:") {
             let path = path.trim_start_matches("//");
             if path.is_empty() {
-                return Err(err("sqlite: needs the database file's path, e.g. sqlite:/var/www/site/db.sqlite".into()));
+                return Err(err(
+                    "sqlite: needs the database file's path, e.g. sqlite:/var/www/site/db.sqlite"
+                        .into(),
+                ));
             }
             let path = PathBuf::from(path);
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "database".into());
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "database".into());
             return Ok(DatabaseSpec {
                 engine: DbEngine::Sqlite,
                 location: DbLocation::File { path },
@@ -190,7 +205,9 @@ impl DatabaseSpec {
             .split_once('/')
             .ok_or_else(|| err(format!("{url:?} names no database: add /DBNAME")))?;
         if db.is_empty() || db.contains('/') {
-            return Err(err(format!("{url:?}: the database name after the host must be one name")));
+            return Err(err(format!(
+                "{url:?}: the database name after the host must be one name"
+            )));
         }
         let (user, hostport) = match authority.rsplit_once('@') {
             Some((user, hp)) => (Some(user), hp),
@@ -207,17 +224,27 @@ impl DatabaseSpec {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("socket", path)) => socket = Some(PathBuf::from(path)),
-                _ => return Err(err(format!("unknown option {pair:?} in the database URL (only socket=PATH)"))),
+                _ => {
+                    return Err(err(format!(
+                        "unknown option {pair:?} in the database URL (only socket=PATH)"
+                    )));
+                }
             }
         }
         let location = match socket {
             Some(path) => DbLocation::Socket { path },
             None => {
-                let default_port = if engine == DbEngine::Mysql { 3306 } else { 5432 };
+                let default_port = if engine == DbEngine::Mysql {
+                    3306
+                } else {
+                    5432
+                };
                 let (host, port) = match hostport.rsplit_once(':') {
                     Some((h, p)) => (
                         h,
-                        p.parse::<u16>().map_err(|_| err(format!("port {p:?} in the database URL is not a number")))?,
+                        p.parse::<u16>().map_err(|_| {
+                            err(format!("port {p:?} in the database URL is not a number"))
+                        })?,
                     ),
                     None => (hostport, default_port),
                 };
@@ -246,13 +273,19 @@ impl DatabaseSpec {
             (engine, DbLocation::Tcp { host, port }) => format!(
                 "{}://{}{host}:{port}/{}",
                 engine.as_str(),
-                self.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default(),
+                self.user
+                    .as_ref()
+                    .map(|u| format!("{u}@"))
+                    .unwrap_or_default(),
                 self.name
             ),
             (engine, DbLocation::Socket { path }) => format!(
                 "{}://{}/{}?socket={}",
                 engine.as_str(),
-                self.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default(),
+                self.user
+                    .as_ref()
+                    .map(|u| format!("{u}@"))
+                    .unwrap_or_default(),
                 self.name,
                 path.display()
             ),
@@ -284,14 +317,21 @@ pub struct Site {
 pub fn validate_site_name(name: &str) -> Result<(), DomainError> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
     if ok {
         Ok(())
     } else {
         Err(DomainError::new(
             "name",
-            format!("site name {name:?} is invalid: use 1 to 63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"),
+            format!(
+                "site name {name:?} is invalid: use 1 to 63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+            ),
         ))
     }
 }
@@ -302,23 +342,57 @@ mod tests {
 
     #[test]
     fn database_urls() {
-        let m = DatabaseSpec::parse("mysql://wp@127.0.0.1:3306/blog", Some(PasswordRef::Env("DB_PW".into()))).unwrap();
+        let m = DatabaseSpec::parse(
+            "mysql://wp@127.0.0.1:3306/blog",
+            Some(PasswordRef::Env("DB_PW".into())),
+        )
+        .unwrap();
         assert_eq!(m.engine, DbEngine::Mysql);
-        assert_eq!(m.location, DbLocation::Tcp { host: "127.0.0.1".into(), port: 3306 });
+        assert_eq!(
+            m.location,
+            DbLocation::Tcp {
+                host: "127.0.0.1".into(),
+                port: 3306
+            }
+        );
         assert_eq!((m.name.as_str(), m.user.as_deref()), ("blog", Some("wp")));
         assert_eq!(m.url(), "mysql://wp@127.0.0.1:3306/blog");
         let p = DatabaseSpec::parse("postgres://app@db.internal/shop", None).unwrap();
-        assert_eq!(p.location, DbLocation::Tcp { host: "db.internal".into(), port: 5432 });
-        let s = DatabaseSpec::parse("mariadb://root@/wp?socket=/run/mysqld/mysqld.sock", None).unwrap();
-        assert_eq!(s.location, DbLocation::Socket { path: "/run/mysqld/mysqld.sock".into() });
+        assert_eq!(
+            p.location,
+            DbLocation::Tcp {
+                host: "db.internal".into(),
+                port: 5432
+            }
+        );
+        let s =
+            DatabaseSpec::parse("mariadb://root@/wp?socket=/run/mysqld/mysqld.sock", None).unwrap();
+        assert_eq!(
+            s.location,
+            DbLocation::Socket {
+                path: "/run/mysqld/mysqld.sock".into()
+            }
+        );
         let l = DatabaseSpec::parse("sqlite:/var/www/app/db.sqlite", None).unwrap();
         assert_eq!(l.engine, DbEngine::Sqlite);
         assert_eq!(l.name, "db.sqlite");
-        for bad in ["mysql://wp:secret@host/db", "oracle://x@h/db", "mysql://wp@host", "mysql://wp@host:xx/db", "sqlite:", "blog"] {
+        for bad in [
+            "mysql://wp:secret@host/db",
+            "oracle://x@h/db",
+            "mysql://wp@host",
+            "mysql://wp@host:xx/db",
+            "sqlite:",
+            "blog",
+        ] {
             assert!(DatabaseSpec::parse(bad, None).is_err(), "{bad} accepted");
         }
-        let err = DatabaseSpec::parse("mysql://wp:hunter2@host/db", None).unwrap_err().to_string();
-        assert!(err.contains("--db-password-file") && !err.contains("hunter2"), "{err}");
+        let err = DatabaseSpec::parse("mysql://wp:hunter2@host/db", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--db-password-file") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -327,10 +401,19 @@ mod tests {
         let f = dir.path().join("pw");
         std::fs::write(&f, "s3cret\nignored\n").unwrap();
         assert_eq!(PasswordRef::File(f.clone()).resolve().unwrap(), "s3cret");
-        assert_eq!(format!("{}", PasswordRef::File(f)), format!("file:{}", dir.path().join("pw").display()));
-        let err = PasswordRef::Env("CHOM_TEST_SURELY_UNSET".into()).resolve().unwrap_err().to_string();
+        assert_eq!(
+            format!("{}", PasswordRef::File(f)),
+            format!("file:{}", dir.path().join("pw").display())
+        );
+        let err = PasswordRef::Env("CHOM_TEST_SURELY_UNSET".into())
+            .resolve()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("CHOM_TEST_SURELY_UNSET"));
-        assert_eq!("env:X".parse::<PasswordRef>().unwrap(), PasswordRef::Env("X".into()));
+        assert_eq!(
+            "env:X".parse::<PasswordRef>().unwrap(),
+            PasswordRef::Env("X".into())
+        );
     }
 
     #[test]

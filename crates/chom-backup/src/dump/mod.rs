@@ -39,7 +39,13 @@ pub fn dump_file_name(spec: &DatabaseSpec) -> String {
     let base: String = spec
         .name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     match spec.engine {
         DbEngine::Mysql => format!("{base}.sql"),
@@ -70,7 +76,11 @@ pub async fn start_dump(spec: &DatabaseSpec, scratch: &Path) -> Result<DumpStrea
 
 /// Replace `spec`'s database with the dump read from `dump` (a stream from
 /// the repository). Runs on the calling thread: call from `spawn_blocking`.
-pub fn restore_blocking(spec: &DatabaseSpec, dump: &mut (dyn Read + Send), scratch: &Path) -> Result<(), DumpError> {
+pub fn restore_blocking(
+    spec: &DatabaseSpec,
+    dump: &mut (dyn Read + Send),
+    scratch: &Path,
+) -> Result<(), DumpError> {
     match spec.engine {
         DbEngine::Mysql => mysql::restore(spec, dump, scratch),
         DbEngine::Postgres => postgres::restore(spec, dump),

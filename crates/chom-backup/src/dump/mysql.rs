@@ -43,20 +43,36 @@ fn defaults_file(spec: &DatabaseSpec, scratch: &Path) -> Result<NamedTempFile, D
     }
     match &spec.location {
         DbLocation::Tcp { host, port } => {
-            text.push_str(&format!("host={}\nport={port}\nprotocol=tcp\n", option_value(host)));
+            text.push_str(&format!(
+                "host={}\nport={port}\nprotocol=tcp\n",
+                option_value(host)
+            ));
         }
         DbLocation::Socket { path } => {
-            text.push_str(&format!("socket={}\n", option_value(&path.to_string_lossy())));
+            text.push_str(&format!(
+                "socket={}\n",
+                option_value(&path.to_string_lossy())
+            ));
         }
-        DbLocation::File { .. } => return Err(DumpError("a MariaDB/MySQL site needs a host or socket".into())),
+        DbLocation::File { .. } => {
+            return Err(DumpError(
+                "a MariaDB/MySQL site needs a host or socket".into(),
+            ));
+        }
     }
-    std::fs::create_dir_all(scratch).map_err(|e| DumpError(format!("cannot create {}: {e}", scratch.display())))?;
+    std::fs::create_dir_all(scratch)
+        .map_err(|e| DumpError(format!("cannot create {}: {e}", scratch.display())))?;
     // NamedTempFile creates the file with mode 0600.
     let mut file = tempfile::Builder::new()
         .prefix("client-")
         .suffix(".cnf")
         .tempfile_in(scratch)
-        .map_err(|e| DumpError(format!("cannot create a defaults file in {}: {e}", scratch.display())))?;
+        .map_err(|e| {
+            DumpError(format!(
+                "cannot create a defaults file in {}: {e}",
+                scratch.display()
+            ))
+        })?;
     file.write_all(text.as_bytes())
         .and_then(|_| file.flush())
         .map_err(|e| DumpError(format!("cannot write the defaults file: {e}")))?;
@@ -66,7 +82,10 @@ fn defaults_file(spec: &DatabaseSpec, scratch: &Path) -> Result<NamedTempFile, D
 fn client(tool: &str, defaults: &NamedTempFile) -> Command {
     let mut cmd = Command::new(tool);
     // Must be the first argument.
-    cmd.arg(format!("--defaults-extra-file={}", defaults.path().display()));
+    cmd.arg(format!(
+        "--defaults-extra-file={}",
+        defaults.path().display()
+    ));
     cmd
 }
 
@@ -75,7 +94,10 @@ fn quote_ident(name: &str) -> String {
 }
 
 /// Start `mariadb-dump` on the site's database.
-pub(super) fn dump(spec: &DatabaseSpec, scratch: &Path) -> Result<impl Read + Send + use<>, DumpError> {
+pub(super) fn dump(
+    spec: &DatabaseSpec,
+    scratch: &Path,
+) -> Result<impl Read + Send + use<>, DumpError> {
     let tool = find_tool(&["mariadb-dump", "mysqldump"])?;
     let defaults = defaults_file(spec, scratch)?;
     let mut cmd = client(&tool, &defaults);
@@ -101,7 +123,11 @@ pub(super) fn dump(spec: &DatabaseSpec, scratch: &Path) -> Result<impl Read + Se
 }
 
 /// Recreate the database empty, then load the dump into it.
-pub(super) fn restore(spec: &DatabaseSpec, dump: &mut (dyn Read + Send), scratch: &Path) -> Result<(), DumpError> {
+pub(super) fn restore(
+    spec: &DatabaseSpec,
+    dump: &mut (dyn Read + Send),
+    scratch: &Path,
+) -> Result<(), DumpError> {
     let tool = find_tool(&["mariadb", "mysql"])?;
     let defaults = defaults_file(spec, scratch)?;
     let db = quote_ident(&spec.name);

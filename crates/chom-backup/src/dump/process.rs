@@ -30,13 +30,20 @@ impl StderrTail {
     }
 
     pub(super) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("stderr buffer")).trim().to_string()
+        String::from_utf8_lossy(&self.0.lock().expect("stderr buffer"))
+            .trim()
+            .to_string()
     }
 }
 
 /// Spawn `cmd` with piped stdout and stderr.
-pub(super) fn spawn(mut cmd: Command, tool: &str) -> Result<(Child, ChildStdout, StderrTail), DumpError> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+pub(super) fn spawn(
+    mut cmd: Command,
+    tool: &str,
+) -> Result<(Child, ChildStdout, StderrTail), DumpError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| missing_tool(tool, e))?;
     let stdout = child.stdout.take().expect("piped stdout");
     let tail = StderrTail::default();
@@ -46,7 +53,9 @@ pub(super) fn spawn(mut cmd: Command, tool: &str) -> Result<(Child, ChildStdout,
 
 pub(super) fn missing_tool(tool: &str, e: std::io::Error) -> DumpError {
     if e.kind() == std::io::ErrorKind::NotFound {
-        DumpError(format!("{tool} is not installed (on Debian: apt-get install mariadb-client or postgresql-client)"))
+        DumpError(format!(
+            "{tool} is not installed (on Debian: apt-get install mariadb-client or postgresql-client)"
+        ))
     } else {
         DumpError(format!("cannot run {tool}: {e}"))
     }
@@ -93,18 +102,29 @@ impl<K: Send> Drop for ChildReader<K> {
 }
 
 /// Run `cmd` feeding `input` to its stdin; fail with its stderr if it fails.
-pub(super) fn run_with_input(mut cmd: Command, tool: &str, input: &mut (dyn Read + Send)) -> Result<(), DumpError> {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+pub(super) fn run_with_input(
+    mut cmd: Command,
+    tool: &str,
+    input: &mut (dyn Read + Send),
+) -> Result<(), DumpError> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| missing_tool(tool, e))?;
     let tail = StderrTail::default();
     tail.collect(child.stderr.take().expect("piped stderr"));
     let mut stdin = child.stdin.take().expect("piped stdin");
     let copied = std::io::copy(input, &mut stdin);
     drop(stdin);
-    let status = child.wait().map_err(|e| DumpError(format!("{tool}: {e}")))?;
+    let status = child
+        .wait()
+        .map_err(|e| DumpError(format!("{tool}: {e}")))?;
     std::thread::sleep(std::time::Duration::from_millis(20));
     if !status.success() {
-        return Err(DumpError(format!("{tool} failed ({status}): {}", tail.text())));
+        return Err(DumpError(format!(
+            "{tool} failed ({status}): {}",
+            tail.text()
+        )));
     }
     copied.map_err(|e| DumpError(format!("feeding {tool}: {e}")))?;
     Ok(())
@@ -112,7 +132,9 @@ pub(super) fn run_with_input(mut cmd: Command, tool: &str, input: &mut (dyn Read
 
 /// Run `cmd` to completion; fail with its stderr if it fails.
 pub(super) fn run(mut cmd: Command, tool: &str) -> Result<(), DumpError> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let out = cmd.output().map_err(|e| missing_tool(tool, e))?;
     if out.status.success() {
         Ok(())

@@ -39,11 +39,17 @@ impl Read for CopyReader {
 pub(super) async fn copy(spec: &DatabaseSpec, scratch: &Path) -> Result<CopyReader, DumpError> {
     let path = db_path(spec)?;
     probe(spec)?;
-    std::fs::create_dir_all(scratch).map_err(|e| DumpError(format!("cannot create {}: {e}", scratch.display())))?;
+    std::fs::create_dir_all(scratch)
+        .map_err(|e| DumpError(format!("cannot create {}: {e}", scratch.display())))?;
     let dir = tempfile::Builder::new()
         .prefix("sqlite-")
         .tempdir_in(scratch)
-        .map_err(|e| DumpError(format!("cannot create a directory in {}: {e}", scratch.display())))?;
+        .map_err(|e| {
+            DumpError(format!(
+                "cannot create a directory in {}: {e}",
+                scratch.display()
+            ))
+        })?;
     let target = dir.path().join("copy.sqlite");
     let mut conn = SqliteConnectOptions::new()
         .filename(path)
@@ -51,14 +57,25 @@ pub(super) async fn copy(spec: &DatabaseSpec, scratch: &Path) -> Result<CopyRead
         .busy_timeout(Duration::from_secs(30))
         .connect()
         .await
-        .map_err(|e| DumpError(format!("cannot open the SQLite database {}: {e}", path.display())))?;
+        .map_err(|e| {
+            DumpError(format!(
+                "cannot open the SQLite database {}: {e}",
+                path.display()
+            ))
+        })?;
     sqlx::query("VACUUM INTO $1")
         .bind(target.to_string_lossy().into_owned())
         .execute(&mut conn)
         .await
-        .map_err(|e| DumpError(format!("cannot copy the SQLite database {}: {e}", path.display())))?;
+        .map_err(|e| {
+            DumpError(format!(
+                "cannot copy the SQLite database {}: {e}",
+                path.display()
+            ))
+        })?;
     let _ = conn.close().await;
-    let file = File::open(&target).map_err(|e| DumpError(format!("cannot read the SQLite copy: {e}")))?;
+    let file =
+        File::open(&target).map_err(|e| DumpError(format!("cannot read the SQLite copy: {e}")))?;
     Ok(CopyReader { file, _dir: dir })
 }
 
@@ -68,9 +85,17 @@ pub(super) fn probe(spec: &DatabaseSpec) -> Result<(), DumpError> {
     let mut header = [0u8; 16];
     File::open(path)
         .and_then(|mut f| f.read_exact(&mut header))
-        .map_err(|e| DumpError(format!("cannot read the SQLite database {}: {e}", path.display())))?;
+        .map_err(|e| {
+            DumpError(format!(
+                "cannot read the SQLite database {}: {e}",
+                path.display()
+            ))
+        })?;
     if &header != HEADER {
-        return Err(DumpError(format!("{} is not a SQLite database", path.display())));
+        return Err(DumpError(format!(
+            "{} is not a SQLite database",
+            path.display()
+        )));
     }
     Ok(())
 }
@@ -86,26 +111,36 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
 /// old file's WAL and shared-memory files, which belong to the old content.
 pub(super) fn restore(spec: &DatabaseSpec, dump: &mut (dyn Read + Send)) -> Result<(), DumpError> {
     let path = db_path(spec)?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| DumpError(format!("cannot create {}: {e}", dir.display())))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| DumpError(format!("cannot create {}: {e}", dir.display())))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".chom-restore-")
         .tempfile_in(dir)
         .map_err(|e| DumpError(format!("cannot write in {}: {e}", dir.display())))?;
-    std::io::copy(dump, &mut tmp).map_err(|e| DumpError(format!("cannot write the restored database: {e}")))?;
-    tmp.flush().and_then(|_| tmp.as_file().sync_all()).map_err(|e| DumpError(format!("cannot sync: {e}")))?;
+    std::io::copy(dump, &mut tmp)
+        .map_err(|e| DumpError(format!("cannot write the restored database: {e}")))?;
+    tmp.flush()
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| DumpError(format!("cannot sync: {e}")))?;
     let mut header = [0u8; 16];
     File::open(tmp.path())
         .and_then(|mut f| f.read_exact(&mut header))
         .map_err(|e| DumpError(format!("the restored database is unreadable: {e}")))?;
     if &header != HEADER {
-        return Err(DumpError("the backup's database file is not a SQLite database; nothing was replaced".into()));
+        return Err(DumpError(
+            "the backup's database file is not a SQLite database; nothing was replaced".into(),
+        ));
     }
     if let Ok(old) = std::fs::metadata(path) {
         let _ = std::os::unix::fs::chown(tmp.path(), Some(old.uid()), Some(old.gid()));
         let _ = std::fs::set_permissions(tmp.path(), old.permissions());
     }
-    tmp.persist(path).map_err(|e| DumpError(format!("cannot move the restored database into place: {e}")))?;
+    tmp.persist(path)
+        .map_err(|e| DumpError(format!("cannot move the restored database into place: {e}")))?;
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(sidecar(path, suffix));
     }

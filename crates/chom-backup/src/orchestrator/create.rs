@@ -9,18 +9,28 @@ use chom_repo::{BackupOptions, ParentSelection, Progress, Source};
 use super::tags;
 use super::{BackupOrchestrator, RunOptions};
 use crate::catalog::{AuditOutcome, Changes};
-use crate::domain::{Backup, BackupConfiguration, BackupEvent, BackupStatus, BackupType, Site, Trigger};
+use crate::domain::{
+    Backup, BackupConfiguration, BackupEvent, BackupStatus, BackupType, Site, Trigger,
+};
 use crate::error::{Error, Result};
 
 impl BackupOrchestrator {
     /// Back up a site. Fails before recording anything when the request is
     /// invalid or the site is busy; once started, a failure (a dump tool
     /// failing, storage refusing) leaves a failed record and no snapshot.
-    pub async fn create_backup(&self, site: &str, configuration: BackupConfiguration, trigger: Trigger, run: &RunOptions) -> Result<Backup> {
+    pub async fn create_backup(
+        &self,
+        site: &str,
+        configuration: BackupConfiguration,
+        trigger: Trigger,
+        run: &RunOptions,
+    ) -> Result<Backup> {
         let site = self.site(site).await?;
         self.check_request(&site, &configuration)?;
         let backup = Backup::new(site.id, configuration, trigger, self.now());
-        let guard = self.lock_site(&site, "backup", Some(backup.id), run.wait).await?;
+        let guard = self
+            .lock_site(&site, "backup", Some(backup.id), run.wait)
+            .await?;
         let result = self.run_backup(&site, backup, run.progress()).await;
         guard.release().await;
         result
@@ -30,7 +40,11 @@ impl BackupOrchestrator {
     fn check_request(&self, site: &Site, configuration: &BackupConfiguration) -> Result<()> {
         let t = configuration.backup_type();
         if t.includes_database() && site.database.is_none() {
-            let hint = if t == BackupType::Full { " (use --type files)" } else { "" };
+            let hint = if t == BackupType::Full {
+                " (use --type files)"
+            } else {
+                ""
+            };
             return Err(Error::Conflict(format!(
                 "site {} has no database: a {t} backup needs one{hint}",
                 site.name
@@ -46,7 +60,12 @@ impl BackupOrchestrator {
     }
 
     /// Make the backup (the site lock is held by the caller).
-    pub(super) async fn run_backup(&self, site: &Site, mut backup: Backup, progress: Arc<Progress>) -> Result<Backup> {
+    pub(super) async fn run_backup(
+        &self,
+        site: &Site,
+        mut backup: Backup,
+        progress: Arc<Progress>,
+    ) -> Result<Backup> {
         backup.status = BackupStatus::Running;
         backup.started_at = Some(self.now());
         self.commit(Changes {
@@ -83,7 +102,13 @@ impl BackupOrchestrator {
                 self.commit(Changes {
                     backups: vec![&backup],
                     events: vec![event],
-                    audit: Some(self.audit("backup.create", Some(site), Some(backup.id), AuditOutcome::Ok, detail)),
+                    audit: Some(self.audit(
+                        "backup.create",
+                        Some(site),
+                        Some(backup.id),
+                        AuditOutcome::Ok,
+                        detail,
+                    )),
                     ..Changes::default()
                 })
                 .await?;
@@ -101,7 +126,13 @@ impl BackupOrchestrator {
                 self.commit(Changes {
                     backups: vec![&backup],
                     events: vec![event],
-                    audit: Some(self.audit("backup.create", Some(site), Some(backup.id), AuditOutcome::Failed, Some(e.to_string()))),
+                    audit: Some(self.audit(
+                        "backup.create",
+                        Some(site),
+                        Some(backup.id),
+                        AuditOutcome::Failed,
+                        Some(e.to_string()),
+                    )),
                     ..Changes::default()
                 })
                 .await?;
@@ -111,7 +142,12 @@ impl BackupOrchestrator {
     }
 
     /// Stream the site into a new snapshot.
-    async fn snapshot_site(&self, site: &Site, backup: &Backup, progress: Arc<Progress>) -> Result<chom_repo::BackupOutcome> {
+    async fn snapshot_site(
+        &self,
+        site: &Site,
+        backup: &Backup,
+        progress: Arc<Progress>,
+    ) -> Result<chom_repo::BackupOutcome> {
         let t = backup.backup_type();
         let mut sources = Vec::new();
         if t.includes_files() {
@@ -128,8 +164,14 @@ impl BackupOrchestrator {
             let db = site.database.as_ref().expect("checked before");
             let dump = crate::dump::start_dump(db, &self.scratch)
                 .await
-                .map_err(|source| Error::Database { site: site.name.clone(), source })?;
-            sources.push(Source::stream(&format!("database/{}", dump.file_name), dump.reader));
+                .map_err(|source| Error::Database {
+                    site: site.name.clone(),
+                    source,
+                })?;
+            sources.push(Source::stream(
+                &format!("database/{}", dump.file_name),
+                dump.reader,
+            ));
         }
         let mut opts = BackupOptions::default();
         opts.tags = tags::for_backup(site, backup);
@@ -159,7 +201,11 @@ impl BackupOrchestrator {
         Ok(backups
             .iter()
             .filter(|b| b.status == BackupStatus::Completed && b.backup_type().includes_files())
-            .find_map(|b| b.snapshot_id.as_deref().and_then(|s| chom_repo::Id::from_hex(s).ok())))
+            .find_map(|b| {
+                b.snapshot_id
+                    .as_deref()
+                    .and_then(|s| chom_repo::Id::from_hex(s).ok())
+            }))
     }
 
     /// Delete a backup: forget its snapshot (the space is freed by the next
@@ -167,10 +213,15 @@ impl BackupOrchestrator {
     pub async fn delete_backup(&self, id: crate::domain::BackupId, reason: &str) -> Result<Backup> {
         let backup = self.backup(id).await?;
         if matches!(backup.status, BackupStatus::Running | BackupStatus::Pending) {
-            return Err(Error::Conflict(format!("backup {id} is {}: wait for it to finish", backup.status.as_str())));
+            return Err(Error::Conflict(format!(
+                "backup {id} is {}: wait for it to finish",
+                backup.status.as_str()
+            )));
         }
         if self.catalog.backups_being_restored().await?.contains(&id) {
-            return Err(Error::Conflict(format!("backup {id} is being restored right now")));
+            return Err(Error::Conflict(format!(
+                "backup {id} is being restored right now"
+            )));
         }
         let site = self.catalog.site(backup.site_id).await?;
         self.forget_snapshot(&backup).await?;
@@ -182,7 +233,13 @@ impl BackupOrchestrator {
         self.commit(Changes {
             deleted_backups: vec![id],
             events: vec![event],
-            audit: Some(self.audit("backup.delete", site.as_ref(), Some(id), AuditOutcome::Ok, Some(reason.to_string()))),
+            audit: Some(self.audit(
+                "backup.delete",
+                site.as_ref(),
+                Some(id),
+                AuditOutcome::Ok,
+                Some(reason.to_string()),
+            )),
             ..Changes::default()
         })
         .await?;

@@ -76,12 +76,17 @@ impl BackupOrchestrator {
                 None
             }
             None => {
-                problems.push(format!("the backup is {} and has no snapshot", backup.status.as_str()));
+                problems.push(format!(
+                    "the backup is {} and has no snapshot",
+                    backup.status.as_str()
+                ));
                 None
             }
         };
         let file_exists = snapshot.is_some();
-        let size_match = snapshot.as_ref().is_some_and(|(_, s)| s.summary.total_bytes == backup.logical_bytes);
+        let size_match = snapshot
+            .as_ref()
+            .is_some_and(|(_, s)| s.summary.total_bytes == backup.logical_bytes);
         if file_exists && !size_match {
             problems.push("the snapshot's size differs from the recorded size".into());
         }
@@ -91,7 +96,8 @@ impl BackupOrchestrator {
             (None, _) => None,
         };
         if checksum_match == Some(false) && file_exists {
-            problems.push("the snapshot's content digest differs from the recorded checksum".into());
+            problems
+                .push("the snapshot's content digest differs from the recorded checksum".into());
         }
         let not_expired = !backup.is_expired(self.now());
         if !not_expired {
@@ -108,7 +114,11 @@ impl BackupOrchestrator {
             (None, true) => Some(false),
             (_, false) => None,
         };
-        let valid = file_exists && size_match && checksum_match != Some(false) && not_expired && data_intact != Some(false);
+        let valid = file_exists
+            && size_match
+            && checksum_match != Some(false)
+            && not_expired
+            && data_intact != Some(false);
         Ok(IntegrityReport {
             backup_id: id,
             file_exists,
@@ -125,11 +135,18 @@ impl BackupOrchestrator {
     pub async fn get_statistics(&self, site: &str) -> Result<BackupStatistics> {
         let site = self.site(site).await?;
         let backups = self.catalog.list_backups(Some(site.id)).await?;
-        let completed: Vec<_> = backups.iter().filter(|b| b.status == BackupStatus::Completed).collect();
+        let completed: Vec<_> = backups
+            .iter()
+            .filter(|b| b.status == BackupStatus::Completed)
+            .collect();
         let total: u64 = completed.iter().map(|b| b.logical_bytes).sum();
         let snapshots: Vec<chom_repo::Id> = completed
             .iter()
-            .filter_map(|b| b.snapshot_id.as_deref().and_then(|s| chom_repo::Id::from_hex(s).ok()))
+            .filter_map(|b| {
+                b.snapshot_id
+                    .as_deref()
+                    .and_then(|s| chom_repo::Id::from_hex(s).ok())
+            })
             .collect();
         let stored_bytes = self.repo.stored_size(&snapshots).await?;
         let last = backups.first();
@@ -137,7 +154,10 @@ impl BackupOrchestrator {
             site: site.name,
             total_backups: backups.len() as u64,
             completed_backups: completed.len() as u64,
-            failed_backups: backups.iter().filter(|b| b.status == BackupStatus::Failed).count() as u64,
+            failed_backups: backups
+                .iter()
+                .filter(|b| b.status == BackupStatus::Failed)
+                .count() as u64,
             total_size_bytes: total,
             total_size_mb: total as f64 / (1024.0 * 1024.0),
             total_size_gb: total as f64 / (1024.0 * 1024.0 * 1024.0),

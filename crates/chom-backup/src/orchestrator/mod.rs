@@ -62,7 +62,9 @@ pub fn clock_from_env() -> Result<Box<dyn Clock>> {
     match std::env::var("CHOM_BACKUP_NOW") {
         Ok(text) if !text.is_empty() => {
             let at = text.parse::<jiff::Timestamp>().map_err(|e| {
-                Error::Setup(format!("CHOM_BACKUP_NOW={text:?} is not an RFC 3339 time ({e})"))
+                Error::Setup(format!(
+                    "CHOM_BACKUP_NOW={text:?} is not an RFC 3339 time ({e})"
+                ))
             })?;
             Ok(Box::new(FixedClock(at)))
         }
@@ -73,7 +75,13 @@ pub fn clock_from_env() -> Result<Box<dyn Clock>> {
 impl BackupOrchestrator {
     /// Build an orchestrator. `scratch` is a private directory for dump
     /// credentials and SQLite copies; `actor` names who acts, for the audit log.
-    pub fn new(catalog: Catalog, repo: Repository, scratch: PathBuf, clock: Arc<dyn Clock>, actor: &str) -> Self {
+    pub fn new(
+        catalog: Catalog,
+        repo: Repository,
+        scratch: PathBuf,
+        clock: Arc<dyn Clock>,
+        actor: &str,
+    ) -> Self {
         let (events, _) = broadcast::channel(1024);
         BackupOrchestrator {
             catalog,
@@ -111,7 +119,14 @@ impl BackupOrchestrator {
         self.clock.now()
     }
 
-    fn audit(&self, action: &str, site: Option<&Site>, backup: Option<BackupId>, outcome: AuditOutcome, detail: Option<String>) -> AuditEntry {
+    fn audit(
+        &self,
+        action: &str,
+        site: Option<&Site>,
+        backup: Option<BackupId>,
+        outcome: AuditOutcome,
+        detail: Option<String>,
+    ) -> AuditEntry {
         AuditEntry {
             actor: self.actor.clone(),
             action: action.to_string(),
@@ -151,7 +166,13 @@ impl BackupOrchestrator {
 
     /// Take the site's lock, waiting if asked. A stale lock whose backup was
     /// left "running" by a dead process marks that backup failed.
-    async fn lock_site(&self, site: &Site, operation: &str, backup: Option<BackupId>, wait: bool) -> Result<SiteGuard> {
+    async fn lock_site(
+        &self,
+        site: &Site,
+        operation: &str,
+        backup: Option<BackupId>,
+        wait: bool,
+    ) -> Result<SiteGuard> {
         loop {
             if let Some(stale) = self.catalog.site_lock(site.id).await?
                 && let Some(id) = stale.backup_id
@@ -161,7 +182,11 @@ impl BackupOrchestrator {
             {
                 self.fail_interrupted(id).await?;
             }
-            match self.catalog.try_lock_site(site.id, operation, backup).await? {
+            match self
+                .catalog
+                .try_lock_site(site.id, operation, backup)
+                .await?
+            {
                 Ok(()) => return Ok(SiteGuard::start(self.catalog.clone(), site.id)),
                 Err(lock) if wait => {
                     tracing::info!("site {} is busy ({}); waiting", site.name, lock.operation);
@@ -180,7 +205,10 @@ impl BackupOrchestrator {
     /// Mark a backup left running by a dead process as failed.
     async fn fail_interrupted(&self, id: BackupId) -> Result<()> {
         if let Some(mut b) = self.catalog.backup(id).await?
-            && matches!(b.status, crate::domain::BackupStatus::Running | crate::domain::BackupStatus::Pending)
+            && matches!(
+                b.status,
+                crate::domain::BackupStatus::Running | crate::domain::BackupStatus::Pending
+            )
         {
             b.status = crate::domain::BackupStatus::Failed;
             b.error = Some("interrupted: the process making it stopped".into());

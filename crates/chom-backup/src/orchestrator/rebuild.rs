@@ -30,9 +30,15 @@ impl BackupOrchestrator {
         // Newest first: a site comes back with its latest definition.
         snapshots.reverse();
         for (sid, snap) in &snapshots {
-            let Some(backup_id) = tags::backup_id(snap) else { continue };
+            let Some(backup_id) = tags::backup_id(snap) else {
+                continue;
+            };
             report.snapshots += 1;
-            let Some(site) = snap.tags.get(tags::SITE_DEF).and_then(|d| serde_json::from_str::<Site>(d).ok()) else {
+            let Some(site) = snap
+                .tags
+                .get(tags::SITE_DEF)
+                .and_then(|d| serde_json::from_str::<Site>(d).ok())
+            else {
                 continue;
             };
             if self.catalog.site(site.id).await?.is_none() {
@@ -48,9 +54,18 @@ impl BackupOrchestrator {
             let retention: u32 = tag(tags::RETENTION).parse().unwrap_or(30);
             let mut config = BackupConfiguration::of_type(backup_type, retention.clamp(1, 365))?;
             let level: i32 = tag(tags::COMPRESSION).parse().unwrap_or(3);
-            config = if level == 0 { config.without_compression() } else { config.with_compression(level.clamp(1, 22))? };
+            config = if level == 0 {
+                config.without_compression()
+            } else {
+                config.with_compression(level.clamp(1, 22))?
+            };
             let created = tag(tags::CREATED).parse().unwrap_or(snap.time);
-            let mut backup = Backup::new(site.id, config, tag(tags::TRIGGER).parse().unwrap_or(Trigger::Manual), created);
+            let mut backup = Backup::new(
+                site.id,
+                config,
+                tag(tags::TRIGGER).parse().unwrap_or(Trigger::Manual),
+                created,
+            );
             backup.id = backup_id;
             backup.status = BackupStatus::Completed;
             backup.snapshot_id = Some(sid.to_hex());
@@ -68,8 +83,13 @@ impl BackupOrchestrator {
             .await?;
             report.backups_created += 1;
         }
-        let detail = Some(format!("{} sites, {} backups recreated", report.sites_created, report.backups_created));
-        self.catalog.audit(&self.audit("catalog.rebuild", None, None, AuditOutcome::Ok, detail)).await?;
+        let detail = Some(format!(
+            "{} sites, {} backups recreated",
+            report.sites_created, report.backups_created
+        ));
+        self.catalog
+            .audit(&self.audit("catalog.rebuild", None, None, AuditOutcome::Ok, detail))
+            .await?;
         Ok(report)
     }
 }

@@ -16,7 +16,10 @@ use serde::Serialize;
 
 use super::{BackupOrchestrator, RunOptions};
 use crate::catalog::{AuditOutcome, Changes};
-use crate::domain::{Backup, BackupConfiguration, BackupEvent, BackupId, BackupStatus, BackupType, DbEngine, Site, Trigger};
+use crate::domain::{
+    Backup, BackupConfiguration, BackupEvent, BackupId, BackupStatus, BackupType, DbEngine, Site,
+    Trigger,
+};
 use crate::error::{Error, Result};
 
 /// What to restore.
@@ -50,20 +53,32 @@ pub struct RestoreOutcome {
 /// Where staged files go: beside the root, on the same file system, so the
 /// swap is a rename.
 fn sibling(root: &Path, tag: &str, backup: BackupId) -> PathBuf {
-    let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into());
     root.with_file_name(format!(".{name}.chom-{tag}-{backup}"))
 }
 
 impl BackupOrchestrator {
     /// Restore `backup` (see the module docs).
-    pub async fn restore_backup(&self, backup: BackupId, request: &RestoreRequest, run: &RunOptions) -> Result<RestoreOutcome> {
+    pub async fn restore_backup(
+        &self,
+        backup: BackupId,
+        request: &RestoreRequest,
+        run: &RunOptions,
+    ) -> Result<RestoreOutcome> {
         let backup = self.backup(backup).await?;
         if backup.status != BackupStatus::Completed || backup.snapshot_id.is_none() {
             return Err(Error::Conflict(format!(
                 "backup {} is {}{}: there is nothing to restore",
                 backup.id,
                 backup.status.as_str(),
-                backup.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                backup
+                    .error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
             )));
         }
         let source = self
@@ -76,12 +91,19 @@ impl BackupOrchestrator {
             None => source.clone(),
         };
         let (files, database) = self.parts(&backup, &source, &target, request)?;
-        let guard = self.lock_site(&target, "restore", Some(backup.id), run.wait).await?;
-        let result = self.restore_locked(&backup, &source, &target, files, database, request, run).await;
+        let guard = self
+            .lock_site(&target, "restore", Some(backup.id), run.wait)
+            .await?;
+        let result = self
+            .restore_locked(&backup, &source, &target, files, database, request, run)
+            .await;
         guard.release().await;
         let (outcome_kind, detail) = match &result {
             Ok(_) => (AuditOutcome::Ok, format!("into site {}", target.name)),
-            Err(e) => (AuditOutcome::Failed, format!("into site {}: {e}", target.name)),
+            Err(e) => (
+                AuditOutcome::Failed,
+                format!("into site {}: {e}", target.name),
+            ),
         };
         let mut events = Vec::new();
         match &result {
@@ -103,7 +125,13 @@ impl BackupOrchestrator {
         }
         self.commit(Changes {
             events,
-            audit: Some(self.audit("backup.restore", Some(&target), Some(backup.id), outcome_kind, Some(detail))),
+            audit: Some(self.audit(
+                "backup.restore",
+                Some(&target),
+                Some(backup.id),
+                outcome_kind,
+                Some(detail),
+            )),
             ..Changes::default()
         })
         .await?;
@@ -111,15 +139,27 @@ impl BackupOrchestrator {
     }
 
     /// Which parts to restore, or why the request cannot work.
-    fn parts(&self, backup: &Backup, source: &Site, target: &Site, request: &RestoreRequest) -> Result<(bool, bool)> {
+    fn parts(
+        &self,
+        backup: &Backup,
+        source: &Site,
+        target: &Site,
+        request: &RestoreRequest,
+    ) -> Result<(bool, bool)> {
         let t = backup.backup_type();
         let (mut files, mut database) = (t.includes_files(), t.includes_database());
         match request.only {
             Some(BackupType::Files) if !files => {
-                return Err(Error::Conflict(format!("backup {} holds no files (it is a {t} backup)", backup.id)));
+                return Err(Error::Conflict(format!(
+                    "backup {} holds no files (it is a {t} backup)",
+                    backup.id
+                )));
             }
             Some(BackupType::Database) if !database => {
-                return Err(Error::Conflict(format!("backup {} holds no database (it is a {t} backup)", backup.id)));
+                return Err(Error::Conflict(format!(
+                    "backup {} holds no database (it is a {t} backup)",
+                    backup.id
+                )));
             }
             Some(BackupType::Files) => database = false,
             Some(BackupType::Database) => files = false,
@@ -127,7 +167,9 @@ impl BackupOrchestrator {
         }
         if !request.paths.is_empty() {
             if !files {
-                return Err(Error::Conflict("--path restores files, but no files are being restored".into()));
+                return Err(Error::Conflict(
+                    "--path restores files, but no files are being restored".into(),
+                ));
             }
             database = false;
         }
@@ -180,9 +222,15 @@ impl BackupOrchestrator {
                 Some(kind) => {
                     let config = BackupConfiguration::of_type(kind, 7)?;
                     let b = Backup::new(target.id, config, Trigger::Safety, self.now());
-                    let made = self.run_backup(target, b, Progress::new()).await.map_err(|e| {
-                        Error::Conflict(format!("the safety backup of site {} failed, so nothing was restored: {e}", target.name))
-                    })?;
+                    let made = self
+                        .run_backup(target, b, Progress::new())
+                        .await
+                        .map_err(|e| {
+                            Error::Conflict(format!(
+                                "the safety backup of site {} failed, so nothing was restored: {e}",
+                                target.name
+                            ))
+                        })?;
                     Some(made)
                 }
                 None => None,
@@ -200,9 +248,17 @@ impl BackupOrchestrator {
             opts.includes = if request.paths.is_empty() {
                 vec!["files".into()]
             } else {
-                request.paths.iter().map(|p| format!("files/{}", p.trim_start_matches('/'))).collect()
+                request
+                    .paths
+                    .iter()
+                    .map(|p| format!("files/{}", p.trim_start_matches('/')))
+                    .collect()
             };
-            if let Err(e) = self.repo.restore(&snapshot, &staging, &opts, run.progress()).await {
+            if let Err(e) = self
+                .repo
+                .restore(&snapshot, &staging, &opts, run.progress())
+                .await
+            {
                 let _ = std::fs::remove_dir_all(&staging);
                 return Err(e.into());
             }
@@ -220,7 +276,12 @@ impl BackupOrchestrator {
             let swapped = if request.paths.is_empty() {
                 swap_tree(&staging.join("files"), &target.root, backup.id)
             } else {
-                swap_paths(&staging.join("files"), &target.root, &request.paths, backup.id)
+                swap_paths(
+                    &staging.join("files"),
+                    &target.root,
+                    &request.paths,
+                    backup.id,
+                )
             };
             let _ = std::fs::remove_dir_all(&staging);
             if let Err(e) = swapped {
@@ -240,7 +301,12 @@ impl BackupOrchestrator {
     }
 
     /// Stream the backup's dump into the target's database.
-    async fn replace_database(&self, source: &Site, target: &Site, snapshot: &chom_repo::Id) -> Result<()> {
+    async fn replace_database(
+        &self,
+        source: &Site,
+        target: &Site,
+        snapshot: &chom_repo::Id,
+    ) -> Result<()> {
         let target_db = target.database.clone().expect("checked");
         let listing = self.repo.ls(snapshot, "database").await?;
         let dump = listing
@@ -262,24 +328,37 @@ impl BackupOrchestrator {
         let mut reader = self.repo.file_reader(snapshot, &dump.path).await?;
         let scratch = self.scratch.clone();
         let name = target.name.clone();
-        tokio::task::spawn_blocking(move || crate::dump::restore_blocking(&target_db, &mut reader, &scratch))
-            .await
-            .expect("database restore task")
-            .map_err(|source| Error::Database { site: name, source })
+        tokio::task::spawn_blocking(move || {
+            crate::dump::restore_blocking(&target_db, &mut reader, &scratch)
+        })
+        .await
+        .expect("database restore task")
+        .map_err(|source| Error::Database { site: name, source })
     }
 
     /// Put the target's database back from the safety backup (best effort:
     /// a failure here is logged, the original error is what is reported).
     async fn roll_back_database(&self, target: &Site, safety: Option<&Backup>) {
         let Some(safety) = safety.filter(|b| b.backup_type().includes_database()) else {
-            tracing::error!("no safety backup of site {}'s database to roll back to", target.name);
+            tracing::error!(
+                "no safety backup of site {}'s database to roll back to",
+                target.name
+            );
             return;
         };
-        let Some(snapshot) = safety.snapshot_id.as_deref().and_then(|s| chom_repo::Id::from_hex(s).ok()) else {
+        let Some(snapshot) = safety
+            .snapshot_id
+            .as_deref()
+            .and_then(|s| chom_repo::Id::from_hex(s).ok())
+        else {
             return;
         };
         if let Err(e) = self.replace_database(target, target, &snapshot).await {
-            tracing::error!("rolling site {}'s database back from safety backup {} failed: {e}", target.name, safety.id);
+            tracing::error!(
+                "rolling site {}'s database back from safety backup {} failed: {e}",
+                target.name,
+                safety.id
+            );
         }
     }
 }

@@ -36,7 +36,12 @@ impl BackupOrchestrator {
     /// Apply `policy` to the site's backups; returns what was deleted. The
     /// snapshots are forgotten and the repository pruned (two-phase: the
     /// space is freed after prune's grace period).
-    pub async fn apply_retention_policy(&self, site: &str, policy: &Retention, dry_run: bool) -> Result<RetentionOutcome> {
+    pub async fn apply_retention_policy(
+        &self,
+        site: &str,
+        policy: &Retention,
+        dry_run: bool,
+    ) -> Result<RetentionOutcome> {
         let site = self.site(site).await?;
         let tz = jiff::tz::TimeZone::get(&site.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
         let backups = self.catalog.list_backups(Some(site.id)).await?;
@@ -62,7 +67,10 @@ impl BackupOrchestrator {
             return Ok(outcome);
         }
         for (id, reason) in &outcome.deleted {
-            let backup = backups.iter().find(|b| b.id == *id).expect("planned from this list");
+            let backup = backups
+                .iter()
+                .find(|b| b.id == *id)
+                .expect("planned from this list");
             self.forget_snapshot(backup).await?;
             self.commit(Changes {
                 deleted_backups: vec![*id],
@@ -76,10 +84,16 @@ impl BackupOrchestrator {
             .await?;
         }
         if !outcome.deleted.is_empty() {
-            match self.repo.prune(&PruneOptions::default(), Progress::new()).await {
+            match self
+                .repo
+                .prune(&PruneOptions::default(), Progress::new())
+                .await
+            {
                 Ok(_) => outcome.pruned = true,
                 Err(chom_repo::Error::Locked { .. }) => {
-                    tracing::info!("another prune is running; this retention's space is freed by the next one");
+                    tracing::info!(
+                        "another prune is running; this retention's space is freed by the next one"
+                    );
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -96,7 +110,13 @@ impl BackupOrchestrator {
                 deleted: outcome.deleted.len() as u64,
                 kept: outcome.kept.len() as u64,
             }],
-            audit: Some(self.audit("retention.apply", Some(&site), None, AuditOutcome::Ok, detail)),
+            audit: Some(self.audit(
+                "retention.apply",
+                Some(&site),
+                None,
+                AuditOutcome::Ok,
+                detail,
+            )),
             ..Changes::default()
         })
         .await?;

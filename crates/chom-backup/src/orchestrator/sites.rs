@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use crate::catalog::{AuditOutcome, Changes};
-use crate::domain::{BackupConfiguration, DatabaseSpec, Frequency, Schedule, Site, SiteId, validate_site_name};
+use crate::domain::{
+    BackupConfiguration, DatabaseSpec, Frequency, Schedule, Site, SiteId, validate_site_name,
+};
 use crate::error::{Error, Result};
 
 use super::BackupOrchestrator;
@@ -31,7 +33,10 @@ impl BackupOrchestrator {
         if !new.root.is_absolute() {
             return Err(crate::domain::DomainError::new(
                 "root",
-                format!("the document root {} must be an absolute path", new.root.display()),
+                format!(
+                    "the document root {} must be an absolute path",
+                    new.root.display()
+                ),
             )
             .into());
         }
@@ -39,7 +44,10 @@ impl BackupOrchestrator {
             .map_err(|e| crate::domain::DomainError::new("exclude", e.to_string()))?;
         let timezone = new.timezone.unwrap_or_else(|| "UTC".into());
         jiff::tz::TimeZone::get(&timezone).map_err(|_| {
-            crate::domain::DomainError::new("timezone", format!("unknown time zone {timezone:?} (use an IANA name like Europe/Paris)"))
+            crate::domain::DomainError::new(
+                "timezone",
+                format!("unknown time zone {timezone:?} (use an IANA name like Europe/Paris)"),
+            )
         })?;
         if self.catalog.find_site(&new.name).await?.is_some() {
             return Err(Error::SiteExists(new.name));
@@ -62,7 +70,9 @@ impl BackupOrchestrator {
         };
         self.catalog.insert_site(&site).await?;
         let detail = Some(format!("root {}", site.root.display()));
-        self.catalog.audit(&self.audit("site.add", Some(&site), None, AuditOutcome::Ok, detail)).await?;
+        self.catalog
+            .audit(&self.audit("site.add", Some(&site), None, AuditOutcome::Ok, detail))
+            .await?;
         Ok(site)
     }
 
@@ -84,12 +94,19 @@ impl BackupOrchestrator {
             )));
         }
         self.catalog.delete_site(site.id).await?;
-        self.catalog.audit(&self.audit("site.remove", Some(&site), None, AuditOutcome::Ok, None)).await?;
+        self.catalog
+            .audit(&self.audit("site.remove", Some(&site), None, AuditOutcome::Ok, None))
+            .await?;
         Ok(site)
     }
 
     /// Store a schedule for the site (the service runs it).
-    pub async fn schedule_automatic_backup(&self, site: &str, frequency: Frequency, configuration: BackupConfiguration) -> Result<Schedule> {
+    pub async fn schedule_automatic_backup(
+        &self,
+        site: &str,
+        frequency: Frequency,
+        configuration: BackupConfiguration,
+    ) -> Result<Schedule> {
         let site = self.site(site).await?;
         let schedule = Schedule {
             site_id: site.id,
@@ -98,7 +115,12 @@ impl BackupOrchestrator {
             created_at: self.now(),
         };
         self.catalog.set_schedule(&schedule).await?;
-        let detail = Some(format!("{} {} backups kept {} days", schedule.frequency, configuration.backup_type(), configuration.retention_days()));
+        let detail = Some(format!(
+            "{} {} backups kept {} days",
+            schedule.frequency,
+            configuration.backup_type(),
+            configuration.retention_days()
+        ));
         self.commit(Changes {
             audit: Some(self.audit("schedule.set", Some(&site), None, AuditOutcome::Ok, detail)),
             ..Changes::default()
@@ -111,7 +133,9 @@ impl BackupOrchestrator {
     pub async fn remove_schedule(&self, site: &str) -> Result<bool> {
         let site = self.site(site).await?;
         let removed = self.catalog.remove_schedule(site.id).await?;
-        self.catalog.audit(&self.audit("schedule.remove", Some(&site), None, AuditOutcome::Ok, None)).await?;
+        self.catalog
+            .audit(&self.audit("schedule.remove", Some(&site), None, AuditOutcome::Ok, None))
+            .await?;
         Ok(removed)
     }
 }

@@ -23,7 +23,10 @@ pub(super) fn for_backup(site: &Site, backup: &Backup) -> BTreeMap<String, Strin
     let mut tags = BTreeMap::new();
     tags.insert(SITE.into(), site.id.to_string());
     tags.insert(SITE_NAME.into(), site.name.clone());
-    tags.insert(SITE_DEF.into(), serde_json::to_string(site).expect("sites serialize"));
+    tags.insert(
+        SITE_DEF.into(),
+        serde_json::to_string(site).expect("sites serialize"),
+    );
     tags.insert(BACKUP.into(), backup.id.to_string());
     tags.insert(TYPE.into(), c.backup_type().to_string());
     tags.insert(TRIGGER.into(), backup.trigger.as_str().into());

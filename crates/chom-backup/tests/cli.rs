@@ -5,4 +5,5 @@ mod cli {
 
     mod crash;
     mod repo_commands;
+    mod sites;
 }

@@ -41,7 +41,7 @@ pub struct RunOptions {
 
 impl RunOptions {
     fn progress(&self) -> Arc<Progress> {
-        self.progress.clone().unwrap_or_else(Progress::new)
+        self.progress.clone().unwrap_or_default()
     }
 }
 

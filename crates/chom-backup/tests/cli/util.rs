@@ -93,3 +93,161 @@ pub fn same_content(a: &Path, b: &Path) -> bool {
         .unwrap();
     status.status.success()
 }
+
+/// A data directory for the site-level commands (`chom-backup init` done).
+pub struct Home {
+    pub env: Env,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        let env = Env::new();
+        let home = Home { env };
+        home.ok(&["init"]);
+        home
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.env.path(name)
+    }
+
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = self.env.command();
+        cmd.env_remove("CHOM_BACKUP_REPOSITORY")
+            .env_remove("CHOM_BACKUP_PASSWORD")
+            .env("CHOM_BACKUP_HOME", self.path("home"));
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    pub fn run_at(&self, now: &str, args: &[&str]) -> Output {
+        self.command()
+            .env("CHOM_BACKUP_NOW", now)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "chom-backup {args:?} failed ({:?}):\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// Run expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "chom-backup {args:?} should have failed"
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+/// Whether a database server is reachable; without it the test is skipped
+/// with a notice, unless CI=true, where it is required.
+pub fn database_available(what: &str, probe: &[&str]) -> bool {
+    let ok = std::process::Command::new(probe[0])
+        .args(&probe[1..])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{what} is required on CI (127.0.0.1, see .ci/run)");
+        }
+        eprintln!("notice: {what} not reachable; skipping");
+    }
+    ok
+}
+
+pub fn mariadb_available() -> bool {
+    database_available(
+        "MariaDB",
+        &["mariadb", "-h", "127.0.0.1", "-u", "root", "-e", "SELECT 1"],
+    )
+}
+
+pub fn postgres_available() -> bool {
+    database_available(
+        "PostgreSQL",
+        &[
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            "SELECT 1",
+        ],
+    )
+}
+
+/// Run SQL on MariaDB as root; returns the tab-separated output.
+pub fn mariadb(sql: &str) -> String {
+    let out = std::process::Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mariadb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Run SQL on a PostgreSQL database as postgres; returns unaligned output.
+pub fn psql(db: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A unique database name for a test.
+pub fn db_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}

@@ -239,7 +239,7 @@ mod tests {
         let blobs = [
             (0, mib),
             (mib, mib),
-            (3 * mib + 10, mib),
+            (2 * mib + 10, mib),
             (20 * mib, mib),
             (21 * mib, 9 * mib),
         ];

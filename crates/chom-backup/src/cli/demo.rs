@@ -1,16 +1,17 @@
 //! `chom-backup demo`: the main job end to end on embedded defaults, with no
-//! server and nothing to configure. It builds a sample site, backs it up,
-//! changes it as a day of edits would, backs it up again (incrementally),
-//! verifies every byte, restores into a second directory, compares, and
-//! prints what the repository holds.
+//! server and nothing to configure. In a fresh data directory (SQLite
+//! catalog, local encrypted repository) it creates a sample site — files and
+//! a SQLite database — backs it up, changes it as a day of edits would,
+//! backs it up again, verifies both backups, restores the latest into a
+//! second site, compares, and prints the statistics.
 
 use std::path::{Path, PathBuf};
 
-use chom_repo::{
-    BackupOptions, CheckOptions, InitOptions, Progress, ReadData, Repository, RestoreOptions,
-    Source, Storage,
-};
+use chom_backup::domain::{BackupConfiguration, DatabaseSpec, Trigger};
+use chom_backup::{BackupOrchestrator, Home, NewSite, RestoreRequest, RunOptions};
 use clap::Args;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 
 use super::output::bytes;
 use super::{CmdResult, Failure};
@@ -23,13 +24,16 @@ pub struct DemoArgs {
     dir: Option<PathBuf>,
 }
 
+fn failed(what: &str, e: impl std::fmt::Display) -> Failure {
+    Failure::usage(format!("demo: {what}: {e}"))
+}
+
 fn write(path: &Path, content: impl AsRef<[u8]>) -> Result<(), Failure> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
-            .map_err(|e| Failure::usage(format!("cannot create {}: {e}", parent.display())))?;
+            .map_err(|e| failed(&format!("creating {}", parent.display()), e))?;
     }
-    std::fs::write(path, content)
-        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
+    std::fs::write(path, content).map_err(|e| failed(&format!("writing {}", path.display()), e))
 }
 
 /// Bytes that do not compress, like photos.
@@ -45,14 +49,42 @@ fn media(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn sample_site(root: &Path) -> Result<(), Failure> {
+async fn sql(db: &Path, statements: &[&str]) -> Result<(), Failure> {
+    let mut conn = SqliteConnectOptions::new()
+        .filename(db)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .map_err(|e| failed("opening the sample database", e))?;
+    for statement in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| failed("writing the sample database", e))?;
+    }
+    conn.close()
+        .await
+        .map_err(|e| failed("closing the sample database", e))
+}
+
+async fn count_posts(db: &Path) -> Result<i64, Failure> {
+    let mut conn = SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true)
+        .connect()
+        .await
+        .map_err(|e| failed("opening the restored database", e))?;
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM posts")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| failed("reading the restored database", e))?;
+    Ok(n)
+}
+
+async fn sample_site(root: &Path, db: &Path) -> Result<(), Failure> {
     write(
         &root.join("index.php"),
         "<?php require 'wp-blog-header.php';\n",
-    )?;
-    write(
-        &root.join("wp-config.php"),
-        "<?php define('DB_NAME', 'demo');\n",
     )?;
     for i in 0..40 {
         write(
@@ -66,13 +98,19 @@ fn sample_site(root: &Path) -> Result<(), Failure> {
             media(400_000, i + 1),
         )?;
     }
-    let rows: String = (0..40_000)
-        .map(|i| format!("INSERT INTO wp_posts VALUES ({i}, 'Post {i}', 'publish', 'lorem ipsum dolor sit amet');\n"))
-        .collect();
-    write(&root.join("wp-content/backup-db/site.sql"), rows)
+    sql(
+        db,
+        &[
+            "PRAGMA journal_mode = WAL",
+            "CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT, body TEXT, status TEXT)",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+             INSERT INTO posts SELECT i, 'Post ' || i, printf('%.500c', 'x'), 'publish' FROM n",
+        ],
+    )
+    .await
 }
 
-fn day_of_changes(root: &Path) -> Result<(), Failure> {
+async fn day_of_changes(root: &Path, db: &Path) -> Result<(), Failure> {
     write(
         &root.join("wp-includes/module-07.php"),
         "<?php // patched\n",
@@ -82,7 +120,15 @@ fn day_of_changes(root: &Path) -> Result<(), Failure> {
         media(300_000, 99),
     )?;
     std::fs::remove_file(root.join("wp-content/uploads/2026/11/photo-00.jpg"))
-        .map_err(|e| Failure::usage(format!("cannot change the sample site: {e}")))
+        .map_err(|e| failed("changing the sample site", e))?;
+    sql(
+        db,
+        &[
+            "UPDATE posts SET status = 'draft' WHERE id % 100 = 0",
+            "INSERT INTO posts (title, body, status) VALUES ('A new post', 'hello', 'publish')",
+        ],
+    )
+    .await
 }
 
 /// Run the demo.
@@ -90,7 +136,7 @@ pub async fn run(args: DemoArgs) -> CmdResult {
     match args.dir {
         Some(dir) => demo(&dir).await,
         None => {
-            let dir = tempdir()?;
+            let dir = std::env::temp_dir().join(format!("chom-backup-demo-{}", std::process::id()));
             let result = demo(&dir).await;
             let _ = std::fs::remove_dir_all(&dir);
             result
@@ -98,131 +144,133 @@ pub async fn run(args: DemoArgs) -> CmdResult {
     }
 }
 
-fn tempdir() -> Result<PathBuf, Failure> {
-    let dir = std::env::temp_dir().join(format!("chom-backup-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
-    Ok(dir)
-}
-
 async fn demo(base: &Path) -> CmdResult {
-    let site = base.join("sites/demo");
-    let repo_dir = base.join("repository");
-    if repo_dir.join("config").exists() {
-        return Err(Failure::usage(format!(
-            "{} already holds a repository: choose an empty --dir",
-            repo_dir.display()
-        )));
-    }
-    println!("1. sample site in {}", site.display());
-    sample_site(&site)?;
+    let home_dir = base.join("data");
+    println!(
+        "1. data directory {} (SQLite catalog, encrypted local repository)",
+        home_dir.display()
+    );
+    Home::init(&home_dir, None, None).await?;
+    let orchestrator: BackupOrchestrator = Home::load(&home_dir)?.orchestrator("demo").await?;
 
-    println!("2. encrypted repository in {}", repo_dir.display());
-    let storage = Storage::open(repo_dir.to_str().unwrap_or_default(), true)?;
-    let repo = Repository::init(storage, Some("demo password"), InitOptions::default()).await?;
-
-    let mut opts = BackupOptions::default();
-    opts.tags = chom_repo::parse_tags(&["site=demo", "type=files"])?;
-    let first = repo
-        .backup(
-            vec![Source::path_as(&site, "files")],
-            &opts,
-            Progress::new(),
+    let root = base.join("sites/demo/public");
+    let db = base.join("sites/demo/demo.sqlite");
+    sample_site(&root, &db).await?;
+    let spec = |path: &Path| DatabaseSpec::parse(&format!("sqlite:{}", path.display()), None);
+    orchestrator
+        .add_site(
+            NewSite {
+                name: "demo".into(),
+                root: root.clone(),
+                excludes: vec![],
+                database: Some(spec(&db)?),
+                timezone: None,
+            },
+            true,
         )
         .await?;
-    let s = &first.snapshot.summary;
+    println!("2. site demo: {} and {}", root.display(), db.display());
+
+    let config = BackupConfiguration::full(30)?;
+    let run = RunOptions::default();
+    let first = orchestrator
+        .create_backup("demo", config, Trigger::Manual, &run)
+        .await?;
     println!(
-        "3. first backup {}: {} files, read {}, stored {} ({:.1} s)",
-        first.id.short(),
-        s.files,
-        bytes(s.bytes_read),
-        bytes(s.bytes_stored),
-        s.duration_ms as f64 / 1000.0
+        "3. backup {}: {} files including the database copy, {} ({} stored)",
+        first.id,
+        first.file_count,
+        bytes(first.logical_bytes),
+        bytes(first.added_bytes)
     );
 
-    day_of_changes(&site)?;
-    let second = repo
-        .backup(
-            vec![Source::path_as(&site, "files")],
-            &opts,
-            Progress::new(),
+    day_of_changes(&root, &db).await?;
+    let second = orchestrator
+        .create_backup("demo", config, Trigger::Manual, &run)
+        .await?;
+    println!(
+        "4. after a day of changes, backup {}: {} ({} stored: only what changed)",
+        second.id,
+        bytes(second.logical_bytes),
+        bytes(second.added_bytes)
+    );
+
+    for b in [&first, &second] {
+        let report = orchestrator.validate_integrity(b.id, true).await?;
+        if !report.valid {
+            return Err(Failure::damage(format!(
+                "backup {} is not valid: {}",
+                b.id,
+                report.problems.join("; ")
+            )));
+        }
+    }
+    println!("5. both backups verified: every chunk read back and checked");
+
+    let copy_root = base.join("sites/demo-copy/public");
+    let copy_db = base.join("sites/demo-copy/demo.sqlite");
+    orchestrator
+        .add_site(
+            NewSite {
+                name: "demo-copy".into(),
+                root: copy_root.clone(),
+                excludes: vec![],
+                database: Some(spec(&copy_db)?),
+                timezone: None,
+            },
+            false,
         )
         .await?;
-    let s = &second.snapshot.summary;
-    println!(
-        "4. after a day of changes, backup {}: {} new, {} changed, {} unchanged files; stored {}",
-        second.id.short(),
-        s.files_new,
-        s.files_changed,
-        s.files_unchanged,
-        bytes(s.bytes_stored)
-    );
-
-    let mut check = CheckOptions::default();
-    check.read_data = ReadData::All;
-    let report = repo.check(&check, Progress::new()).await?;
-    if !report.is_ok() {
-        return Err(Failure::damage(format!(
-            "verification found {} problems",
-            report.problems.len()
-        )));
-    }
-    println!(
-        "5. verified {} packs ({}): no problems",
-        report.packs_read,
-        bytes(report.bytes_read)
-    );
-
-    let restored = base.join("sites/demo-restored");
-    repo.restore(
-        &second.id,
-        &restored,
-        &RestoreOptions::default(),
-        Progress::new(),
-    )
-    .await?;
-    let same = trees_equal(&site, &restored.join("files"))?;
-    if !same {
+    let request = RestoreRequest {
+        target_site: Some("demo-copy".into()),
+        ..RestoreRequest::default()
+    };
+    orchestrator
+        .restore_backup(second.id, &request, &run)
+        .await?;
+    let same_files = trees_equal(&root, &copy_root)?;
+    let (posts, copy_posts) = (count_posts(&db).await?, count_posts(&copy_db).await?);
+    if !same_files || posts != copy_posts {
         return Err(Failure::damage(
             "the restored site differs from the original",
         ));
     }
     println!(
-        "6. restored into {}: identical to the site",
-        restored.join("files").display()
+        "6. restored into site demo-copy: files identical, {copy_posts} posts in its database"
     );
 
-    let stats = repo.stats().await?;
+    let stats = orchestrator.get_statistics("demo").await?;
     println!(
-        "7. repository: {} snapshots holding {}, stored in {} (deduplication {:.2}x, compression {:.2}x)",
-        stats.snapshots,
-        bytes(stats.logical_bytes),
+        "7. site demo: {} backups ({} completed), {} in all, {} stored after deduplication; last {}",
+        stats.total_backups,
+        stats.completed_backups,
+        bytes(stats.total_size_bytes),
         bytes(stats.stored_bytes),
-        stats.dedup_ratio,
-        stats.compression_ratio
+        stats
+            .last_backup_at
+            .map(|t| t.to_string())
+            .unwrap_or_default()
     );
     Ok(())
 }
 
+/// Whether two directory trees hold the same names and file contents.
 fn trees_equal(a: &Path, b: &Path) -> Result<bool, Failure> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|e| failed(&format!("reading {}", p.display()), e));
+    let names = |dir: &Path| -> Result<Vec<std::ffi::OsString>, Failure> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| failed(&format!("listing {}", dir.display()), e))?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        Ok(names)
     };
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        let mut left: Vec<_> = std::fs::read_dir(a.join(&rel))
-            .map_err(|e| Failure::usage(e.to_string()))?
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        let mut right: Vec<_> = std::fs::read_dir(b.join(&rel))
-            .map_err(|e| Failure::usage(e.to_string()))?
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        left.sort();
-        right.sort();
-        if left != right {
+        let left = names(&a.join(&rel))?;
+        if left != names(&b.join(&rel))? {
             return Ok(false);
         }
         for name in left {

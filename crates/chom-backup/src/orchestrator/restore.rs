@@ -212,7 +212,19 @@ impl BackupOrchestrator {
         let safety = if request.skip_safety_backup {
             None
         } else {
-            let kind = match (files && target.root.exists(), database) {
+            // Only what exists can be saved: a new site has no files or
+            // database yet (a database that cannot be reached is in the same case).
+            let database_exists = database && {
+                let (db, scratch) = (
+                    target.database.clone().expect("checked"),
+                    self.scratch.clone(),
+                );
+                tokio::task::spawn_blocking(move || crate::dump::probe(&db, &scratch))
+                    .await
+                    .expect("probe task")
+                    .is_ok()
+            };
+            let kind = match (files && target.root.exists(), database_exists) {
                 (true, true) => Some(BackupType::Full),
                 (true, false) => Some(BackupType::Files),
                 (false, true) => Some(BackupType::Database),

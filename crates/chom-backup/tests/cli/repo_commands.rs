@@ -279,13 +279,18 @@ fn demo_runs_the_main_job_end_to_end() {
     let env = Env::new();
     let dir = env.path("demo");
     let out = env.ok(&["demo", "--dir", dir.to_str().unwrap()]);
-    assert!(out.contains("identical to the site"), "{out}");
-    assert!(out.contains("1 new, 1 changed"), "{out}");
+    assert!(out.contains("both backups verified"), "{out}");
     assert!(
-        dir.join("repository/config").exists(),
+        out.contains("restored into site demo-copy: files identical, 20001 posts"),
+        "{out}"
+    );
+    assert!(out.contains("2 backups (2 completed)"), "{out}");
+    assert!(
+        dir.join("data/repository/config").exists(),
         "--dir keeps the work"
     );
-    // A second run refuses to reuse the repository.
+    // A second run refuses to reuse the data directory.
     let again = env.run(&["demo", "--dir", dir.to_str().unwrap()]);
-    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already set up"));
 }

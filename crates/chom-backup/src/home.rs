@@ -176,6 +176,18 @@ impl Home {
         }
     }
 
+    /// Replace the key file's password (after a new key slot for it exists).
+    /// Fails when the password does not come from a key file.
+    pub fn replace_key_file(&self, new_password: &str) -> Result<std::path::PathBuf> {
+        let Some(path) = &self.config.password_file else {
+            return Err(Error::Setup(
+                "the repository password does not come from a key file here (CHOM_BACKUP_PASSWORD or an existing repository): change it with `chom-backup repo key passwd`".into(),
+            ));
+        };
+        write_private(path, format!("{new_password}\n").as_bytes())?;
+        Ok(path.clone())
+    }
+
     /// A private directory for dump defaults files and SQLite copies.
     pub fn scratch(&self) -> PathBuf {
         self.dir.join("tmp")

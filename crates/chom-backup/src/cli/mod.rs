@@ -7,6 +7,7 @@
 mod admin;
 mod backup;
 mod demo;
+mod keys;
 mod module;
 mod output;
 mod progress;
@@ -157,6 +158,13 @@ enum Command {
         #[command(subcommand)]
         command: admin::AuditCommand,
     },
+    /// The repository's passwords (key slots), audited.
+    Key {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        #[command(subcommand)]
+        command: keys::KeyCommand,
+    },
     /// Catalog maintenance.
     Catalog {
         #[command(flatten)]
@@ -188,6 +196,7 @@ pub fn run() -> ExitCode {
         | Command::Retention { module, .. }
         | Command::Schedule { module, .. }
         | Command::Audit { module, .. }
+        | Command::Key { module, .. }
         | Command::Catalog { module, .. } => module.json,
     };
     let result = runtime.block_on(async {
@@ -199,6 +208,7 @@ pub fn run() -> ExitCode {
             Command::Retention { module, command } => admin::retention(&module, command).await,
             Command::Schedule { module, command } => site::run_schedule(&module, command).await,
             Command::Audit { module, command } => admin::audit(&module, command).await,
+            Command::Key { module, command } => keys::run(&module, command).await,
             Command::Catalog { module, command } => admin::catalog(&module, command).await,
             Command::Repo(args) => repo::run(args).await,
             Command::Demo(args) => demo::run(args).await,

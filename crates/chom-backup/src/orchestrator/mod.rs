@@ -7,6 +7,7 @@
 
 mod create;
 mod inspect;
+mod keys;
 mod rebuild;
 mod restore;
 mod retention;

@@ -628,6 +628,25 @@ fn database_passwords_never_reach_argv_logs_or_json() {
     ));
     let pwfile = home.path("db-password");
     std::fs::write(&pwfile, format!("{secret}\n")).unwrap();
+    // Misconfigured: a wrong password is caught when the site is added.
+    let wrong = home.path("wrong-password");
+    std::fs::write(&wrong, "not it\n").unwrap();
+    let url_wrong = format!("mysql://{user}@127.0.0.1:3306/{db}");
+    let err = home.fails(&[
+        "site",
+        "add",
+        "w",
+        "--root",
+        home.path("w").to_str().unwrap(),
+        "--db",
+        &url_wrong,
+        "--db-password-file",
+        wrong.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("Access denied") && !err.contains("not it"),
+        "{err}"
+    );
     let root = home.path("site");
     make_root(&root);
     let url = format!("mysql://{user}@127.0.0.1:3306/{db}");
@@ -769,4 +788,45 @@ fn a_failed_restore_rolls_the_database_back_and_leaves_the_files() {
         "backed up"
     );
     mariadb(&format!("DROP DATABASE {db}"));
+}
+
+#[test]
+fn key_operations_are_audited_and_rotation_keeps_access() {
+    let home = Home::new();
+    let root = home.path("site");
+    make_root(&root);
+    home.ok(&["site", "add", "blog", "--root", root.to_str().unwrap()]);
+    let key_file = home.path("home/repository.key");
+    let before = std::fs::read_to_string(&key_file).unwrap();
+    home.ok(&["key", "rotate"]);
+    assert_ne!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        before,
+        "a new password in the key file"
+    );
+    home.ok(&["backup", "create", "blog", "--type", "files"]);
+    let keys = home.json(&["key", "list"]);
+    assert_eq!(keys.as_array().unwrap().len(), 1, "the old slot is gone");
+    std::fs::write(home.path("second"), "a second password\n").unwrap();
+    home.ok(&[
+        "key",
+        "add",
+        "--new-password-file",
+        home.path("second").to_str().unwrap(),
+    ]);
+    assert_eq!(home.json(&["key", "list"]).as_array().unwrap().len(), 2);
+    let audit = home.json(&["audit", "list"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "key.add").count(),
+        2,
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"key.remove"), "{actions:?}");
+    assert!(!audit.to_string().contains("a second password"));
 }

@@ -830,3 +830,62 @@ fn key_operations_are_audited_and_rotation_keeps_access() {
     assert!(actions.contains(&"key.remove"), "{actions:?}");
     assert!(!audit.to_string().contains("a second password"));
 }
+
+#[test]
+fn backup_export_opens_with_gnu_tar() {
+    let home = Home::new();
+    let root = home.path("site");
+    make_root(&root);
+    let db = home.path("app.db");
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!("import sqlite3; c = sqlite3.connect('{}'); c.execute('CREATE TABLE t (x)'); c.execute(\"INSERT INTO t VALUES ('row')\"); c.commit()", db.display()))
+        .status()
+        .unwrap();
+    assert!(out.success());
+    home.ok(&[
+        "site",
+        "add",
+        "blog",
+        "--root",
+        root.to_str().unwrap(),
+        "--db",
+        &format!("sqlite:{}", db.display()),
+    ]);
+    let id = home.json(&["backup", "create", "blog"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for name in ["blog.tar", "blog.tar.gz", "blog.tar.zst"] {
+        let archive = home.path(name);
+        home.ok(&[
+            "backup",
+            "export",
+            &id[..10],
+            "-o",
+            archive.to_str().unwrap(),
+        ]);
+        let dest = home.path(&format!("x-{name}"));
+        std::fs::create_dir_all(&dest).unwrap();
+        let mut tar = std::process::Command::new("tar");
+        tar.arg("-xf").arg(&archive).arg("-C").arg(&dest);
+        if name.ends_with(".zst") {
+            tar.arg("--zstd");
+        }
+        assert!(tar.status().unwrap().success(), "GNU tar extracts {name}");
+        assert!(same_content(&root, &dest.join("files")), "{name}: files");
+        let dump = std::fs::read(dest.join("database/app.db")).unwrap();
+        assert!(
+            dump.starts_with(b"SQLite format 3\0"),
+            "{name}: the database copy"
+        );
+    }
+    let err = home.fails(&[
+        "backup",
+        "export",
+        &id,
+        "-o",
+        home.path("x.zip").to_str().unwrap(),
+    ]);
+    assert!(err.contains(".tar"), "{err}");
+}

@@ -23,6 +23,7 @@ pub mod dump;
 mod error;
 mod home;
 mod orchestrator;
+pub mod service;
 
 pub use catalog::Catalog;
 pub use error::{Error, Result};

@@ -16,7 +16,7 @@ use super::{Catalog, CatalogError, CatalogResult, from_micros, to_micros};
 use crate::domain::{BackupId, SiteId};
 
 /// A lock not refreshed for this long is stale.
-pub const STALE_AFTER: Duration = Duration::from_secs(15 * 60);
+pub const STALE_AFTER: Duration = Duration::from_secs(2 * 60);
 
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

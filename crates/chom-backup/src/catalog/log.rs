@@ -11,7 +11,7 @@ use crate::domain::{BackupEvent, BackupId, SiteId};
 
 /// Event and audit ids: ULIDs that only increase within this process, so
 /// ordering by id is ordering by time of writing.
-fn next_id() -> String {
+pub(super) fn next_id() -> String {
     static GENERATOR: Mutex<Option<ulid::Generator>> = Mutex::new(None);
     let mut generator = GENERATOR.lock().expect("id generator");
     let generator = generator.get_or_insert_with(ulid::Generator::new);
@@ -151,6 +151,14 @@ impl Catalog {
                 })
             })
             .collect()
+    }
+
+    /// The newest event's id.
+    pub async fn last_event_id(&self) -> CatalogResult<Option<String>> {
+        let row = sqlx::query("SELECT max(id) AS id FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
     }
 
     /// Audit entries, newest first, of one site or all.

@@ -5,18 +5,24 @@
 //! queries serve both databases (sqlx's `Any` driver, `$N` parameters,
 //! portable types).
 
+mod aggregates;
 mod backups;
+mod jobs;
 mod locks;
 mod log;
 mod schedules;
 mod sites;
+mod tokens;
+mod webhooks;
 
 use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use jobs::{JobFilter, REPOSITORY_LANE, backoff};
 pub use locks::{LockHolder, SiteLock};
 pub use log::{AuditEntry, AuditOutcome, StoredEvent};
+pub use schedules::ScheduleState;
 
 use crate::domain::{Backup, BackupEvent, BackupId};
 

@@ -90,3 +90,44 @@ impl Catalog {
         Ok(done.rows_affected() > 0)
     }
 }
+
+/// What the scheduler last did for a site (or for the repository's prune).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScheduleState {
+    /// The last slot queued.
+    pub last_slot_at: Option<jiff::Timestamp>,
+    /// Since when the site has been stale, while it is.
+    pub stale_since: Option<jiff::Timestamp>,
+}
+
+impl Catalog {
+    /// The scheduler's state for `key` (a site id, or `repository`).
+    pub async fn schedule_state(&self, key: &str) -> CatalogResult<ScheduleState> {
+        let row =
+            sqlx::query("SELECT last_slot_at, stale_since FROM schedule_state WHERE site_id = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            None => Ok(ScheduleState::default()),
+            Some(row) => Ok(ScheduleState {
+                last_slot_at: super::opt_from_micros(row.try_get("last_slot_at")?)?,
+                stale_since: super::opt_from_micros(row.try_get("stale_since")?)?,
+            }),
+        }
+    }
+
+    /// Store the scheduler's state for `key`.
+    pub async fn set_schedule_state(&self, key: &str, state: &ScheduleState) -> CatalogResult<()> {
+        sqlx::query(
+            "INSERT INTO schedule_state (site_id, last_slot_at, stale_since) VALUES ($1, $2, $3) \
+             ON CONFLICT (site_id) DO UPDATE SET last_slot_at = excluded.last_slot_at, stale_since = excluded.stale_since",
+        )
+        .bind(key)
+        .bind(state.last_slot_at.map(to_micros))
+        .bind(state.stale_since.map(to_micros))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

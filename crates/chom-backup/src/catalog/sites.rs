@@ -75,6 +75,28 @@ impl Catalog {
         Ok(())
     }
 
+    /// Replace a site's settings (its name and id stay).
+    pub async fn update_site(&self, site: &Site) -> CatalogResult<()> {
+        let db = site.database.as_ref();
+        sqlx::query(
+            "UPDATE sites SET root = $1, excludes = $2, db_engine = $3, db_location = $4, db_name = $5, db_user = $6, \
+             db_password_ref = $7, timezone = $8, updated_at = $9 WHERE id = $10",
+        )
+        .bind(site.root.to_string_lossy().into_owned())
+        .bind(serde_json::to_string(&site.excludes).expect("excludes serialize"))
+        .bind(db.map(|d| d.engine.as_str().to_string()))
+        .bind(db.map(|d| serde_json::to_string(&d.location).expect("location serializes")))
+        .bind(db.map(|d| d.name.clone()))
+        .bind(db.and_then(|d| d.user.clone()))
+        .bind(db.and_then(|d| d.password.as_ref().map(|p| p.to_string())))
+        .bind(&site.timezone)
+        .bind(to_micros(jiff::Timestamp::now()))
+        .bind(site.id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Find a site by name or id.
     pub async fn find_site(&self, name_or_id: &str) -> CatalogResult<Option<Site>> {
         let row = sqlx::query(concat!(

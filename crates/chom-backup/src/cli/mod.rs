@@ -12,6 +12,7 @@ mod module;
 mod output;
 mod progress;
 mod repo;
+mod serve;
 mod site;
 
 use std::process::ExitCode;
@@ -172,6 +173,20 @@ enum Command {
         #[command(subcommand)]
         command: admin::CatalogCommand,
     },
+    /// Run the service: HTTP API, scheduler and job workers.
+    Serve {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        #[command(flatten)]
+        serve: serve::ServeArgs,
+    },
+    /// API tokens for the service.
+    Token {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        #[command(subcommand)]
+        command: serve::TokenCommand,
+    },
     /// Run the main job end to end on a sample site (no server, no setup).
     Demo(demo::DemoArgs),
     /// Work with a repository directly (init, backup, restore, check, prune, ...).
@@ -197,6 +212,8 @@ pub fn run() -> ExitCode {
         | Command::Schedule { module, .. }
         | Command::Audit { module, .. }
         | Command::Key { module, .. }
+        | Command::Serve { module, .. }
+        | Command::Token { module, .. }
         | Command::Catalog { module, .. } => module.json,
     };
     let result = runtime.block_on(async {
@@ -209,6 +226,8 @@ pub fn run() -> ExitCode {
             Command::Schedule { module, command } => site::run_schedule(&module, command).await,
             Command::Audit { module, command } => admin::audit(&module, command).await,
             Command::Key { module, command } => keys::run(&module, command).await,
+            Command::Serve { module, serve } => serve::serve(&module, serve).await,
+            Command::Token { module, command } => serve::token(&module, command).await,
             Command::Catalog { module, command } => admin::catalog(&module, command).await,
             Command::Repo(args) => repo::run(args).await,
             Command::Demo(args) => demo::run(args).await,

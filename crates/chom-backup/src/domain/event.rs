@@ -52,6 +52,24 @@ pub enum BackupEvent {
         /// Why.
         reason: String,
     },
+    /// A site's newest completed backup is older than its schedule allows.
+    SiteStale {
+        /// The site.
+        site_id: SiteId,
+        /// When its newest completed backup was made, if ever.
+        last_backup_at: Option<jiff::Timestamp>,
+        /// Its schedule's period.
+        period_hours: i64,
+    },
+    /// Scheduled runs did not start (the service was down): one is run now.
+    ScheduleMissed {
+        /// The site.
+        site_id: SiteId,
+        /// How many slots passed without a run.
+        missed_slots: u32,
+        /// The latest slot that passed.
+        last_slot_at: jiff::Timestamp,
+    },
     /// A retention policy ran for a site.
     RetentionApplied {
         /// The site.
@@ -72,6 +90,8 @@ impl BackupEvent {
             BackupEvent::BackupFailed { .. } => "BackupFailed",
             BackupEvent::BackupDeleted { .. } => "BackupDeleted",
             BackupEvent::RetentionApplied { .. } => "RetentionApplied",
+            BackupEvent::SiteStale { .. } => "SiteStale",
+            BackupEvent::ScheduleMissed { .. } => "ScheduleMissed",
         }
     }
 
@@ -82,7 +102,9 @@ impl BackupEvent {
             | BackupEvent::BackupRestored { site_id, .. }
             | BackupEvent::BackupFailed { site_id, .. }
             | BackupEvent::BackupDeleted { site_id, .. }
-            | BackupEvent::RetentionApplied { site_id, .. } => *site_id,
+            | BackupEvent::RetentionApplied { site_id, .. }
+            | BackupEvent::SiteStale { site_id, .. }
+            | BackupEvent::ScheduleMissed { site_id, .. } => *site_id,
         }
     }
 
@@ -93,7 +115,9 @@ impl BackupEvent {
             | BackupEvent::BackupRestored { backup_id, .. }
             | BackupEvent::BackupFailed { backup_id, .. }
             | BackupEvent::BackupDeleted { backup_id, .. } => Some(*backup_id),
-            BackupEvent::RetentionApplied { .. } => None,
+            BackupEvent::RetentionApplied { .. }
+            | BackupEvent::SiteStale { .. }
+            | BackupEvent::ScheduleMissed { .. } => None,
         }
     }
 }

@@ -152,6 +152,10 @@ pub enum Retention {
     Simple(RetentionPolicy),
     /// Calendar periods.
     Calendar(CalendarPolicy),
+    /// Each backup's own retention: completed backups past their expiry
+    /// go (the newest always stays); failed records past it are purged.
+    /// What the service applies after every backup.
+    Expiry,
 }
 
 /// What retention needs to know about one backup.
@@ -163,6 +167,8 @@ pub struct RetentionCandidate<Id> {
     pub status: BackupStatus,
     /// When it was created.
     pub created_at: Timestamp,
+    /// When its own retention runs out.
+    pub expires_at: Timestamp,
     /// Being restored right now (never touched).
     pub busy: bool,
 }
@@ -195,11 +201,11 @@ impl Retention {
                     plan.keep.push((b.id.clone(), "in progress".into()))
                 }
                 BackupStatus::Failed => {
-                    let max_age = match self {
-                        Retention::Simple(p) => Some(p.max_age_days),
-                        Retention::Calendar(_) => None,
+                    let old = match self {
+                        Retention::Simple(p) => older_than_days(b.created_at, now, p.max_age_days),
+                        Retention::Calendar(_) => false,
+                        Retention::Expiry => now >= b.expires_at,
                     };
-                    let old = max_age.is_some_and(|days| older_than_days(b.created_at, now, days));
                     if old && !b.busy {
                         plan.delete
                             .push((b.id.clone(), "failed, older than max age".into()));
@@ -215,6 +221,10 @@ impl Retention {
         let reasons: Vec<Option<String>> = match self {
             Retention::Simple(p) => simple(p, &completed, now),
             Retention::Calendar(c) => calendar(c, &completed, now, tz),
+            Retention::Expiry => completed
+                .iter()
+                .map(|b| (now < b.expires_at).then(|| format!("kept until {}", b.expires_at)))
+                .collect(),
         };
         for (i, (b, reason)) in completed.iter().zip(reasons).enumerate() {
             let reason = match reason {
@@ -238,7 +248,7 @@ impl Retention {
     fn keeps_minimum_one(&self) -> bool {
         match self {
             Retention::Simple(p) => p.keep_minimum_one,
-            Retention::Calendar(_) => true,
+            Retention::Calendar(_) | Retention::Expiry => true,
         }
     }
 
@@ -249,6 +259,7 @@ impl Retention {
             }
             Retention::Simple(p) => format!("beyond the newest {}", p.max_backups),
             Retention::Calendar(_) => format!("no rule keeps it (number {} by age)", rank + 1),
+            Retention::Expiry => "past its retention".into(),
         }
     }
 }
@@ -357,6 +368,7 @@ mod tests {
             id,
             status: BackupStatus::Completed,
             created_at: ts(at),
+            expires_at: ts(at) + SignedDuration::from_hours(24 * 365),
             busy: false,
         }
     }
@@ -367,6 +379,7 @@ mod tests {
                 id: i,
                 status: BackupStatus::Completed,
                 created_at: now - SignedDuration::from_hours(24 * i64::from(i) + 1),
+                expires_at: now + SignedDuration::from_hours(24 * 365),
                 busy: false,
             })
             .collect()
@@ -462,42 +475,49 @@ mod tests {
                 id: 1,
                 status: BackupStatus::Failed,
                 created_at: ts("2026-10-01T00:00:00Z"),
+                expires_at: ts("2026-10-01T00:00:00Z") + SignedDuration::from_hours(24 * 30),
                 busy: false,
             },
             RetentionCandidate {
                 id: 2,
                 status: BackupStatus::Failed,
                 created_at: ts("2026-11-25T00:00:00Z"),
+                expires_at: ts("2026-11-25T00:00:00Z") + SignedDuration::from_hours(24 * 30),
                 busy: false,
             },
             RetentionCandidate {
                 id: 3,
                 status: BackupStatus::Running,
                 created_at: ts("2025-01-01T00:00:00Z"),
+                expires_at: ts("2025-01-01T00:00:00Z") + SignedDuration::from_hours(24 * 30),
                 busy: false,
             },
             RetentionCandidate {
                 id: 4,
                 status: BackupStatus::Pending,
                 created_at: ts("2025-01-01T00:00:00Z"),
+                expires_at: ts("2025-01-01T00:00:00Z") + SignedDuration::from_hours(24 * 30),
                 busy: false,
             },
             RetentionCandidate {
                 id: 5,
                 status: BackupStatus::Completed,
                 created_at: ts("2025-06-01T00:00:00Z"),
+                expires_at: ts("2025-06-01T00:00:00Z") + SignedDuration::from_hours(24 * 30),
                 busy: true,
             },
             RetentionCandidate {
                 id: 6,
                 status: BackupStatus::Completed,
                 created_at: ts("2026-11-26T00:00:00Z"),
+                expires_at: ts("2026-11-26T00:00:00Z") + SignedDuration::from_hours(24 * 30),
                 busy: false,
             },
             RetentionCandidate {
                 id: 7,
                 status: BackupStatus::Completed,
                 created_at: ts("2025-05-01T00:00:00Z"),
+                expires_at: ts("2025-05-01T00:00:00Z") + SignedDuration::from_hours(24 * 30),
                 busy: false,
             },
         ];
@@ -643,6 +663,29 @@ mod tests {
         assert_eq!(
             calendar_kept(daily, &autumn, "2026-10-27T00:00:00Z", "Europe/Berlin"),
             vec![1, 2]
+        );
+    }
+
+    #[test]
+    fn expiry_uses_each_backups_own_retention() {
+        let now = ts("2026-11-26T12:00:00Z");
+        let mk = |id, created: &str, days: i64| RetentionCandidate {
+            id,
+            status: BackupStatus::Completed,
+            created_at: ts(created),
+            expires_at: ts(created) + SignedDuration::from_hours(24 * days),
+            busy: false,
+        };
+        let list = vec![
+            mk(1, "2026-11-01T00:00:00Z", 7),
+            mk(2, "2026-11-01T00:00:00Z", 90),
+            mk(3, "2026-11-20T00:00:00Z", 1),
+        ];
+        let plan = Retention::Expiry.plan(&list, now, &TimeZone::UTC);
+        assert_eq!(
+            deleted(&plan),
+            vec![1],
+            "3 is expired but the newest: it stays"
         );
     }
 

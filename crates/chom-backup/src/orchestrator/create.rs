@@ -36,6 +36,58 @@ impl BackupOrchestrator {
         result
     }
 
+    /// Record a pending backup of a site, to be run later by
+    /// [`BackupOrchestrator::run_prepared_backup`] (the service queues it).
+    pub async fn prepare_backup(
+        &self,
+        site: &str,
+        configuration: BackupConfiguration,
+        trigger: Trigger,
+    ) -> Result<Backup> {
+        let site = self.site(site).await?;
+        self.check_request(&site, &configuration)?;
+        let backup = Backup::new(site.id, configuration, trigger, self.now());
+        self.commit(Changes {
+            backups: vec![&backup],
+            ..Changes::default()
+        })
+        .await?;
+        Ok(backup)
+    }
+
+    /// Run a backup recorded by [`BackupOrchestrator::prepare_backup`]. Run
+    /// again after its process died, it makes the same backup (one record);
+    /// a backup already completed is returned as it is.
+    pub async fn run_prepared_backup(
+        &self,
+        id: crate::domain::BackupId,
+        run: &RunOptions,
+    ) -> Result<Backup> {
+        let backup = self.backup(id).await?;
+        match backup.status {
+            BackupStatus::Completed => return Ok(backup),
+            BackupStatus::Failed => {
+                return Err(Error::Conflict(format!(
+                    "backup {id} already failed: {}",
+                    backup.error.as_deref().unwrap_or("no reason recorded")
+                )));
+            }
+            BackupStatus::Pending | BackupStatus::Running => {}
+        }
+        let site = self
+            .catalog
+            .site(backup.site_id)
+            .await?
+            .ok_or_else(|| Error::SiteNotFound(backup.site_id.to_string()))?;
+        self.check_request(&site, &backup.configuration)?;
+        let guard = self
+            .lock_site(&site, "backup", Some(backup.id), run.wait)
+            .await?;
+        let result = self.run_backup(&site, backup, run.progress()).await;
+        guard.release().await;
+        result
+    }
+
     /// Refuse what cannot work, before anything is recorded.
     fn check_request(&self, site: &Site, configuration: &BackupConfiguration) -> Result<()> {
         let t = configuration.backup_type();

@@ -13,6 +13,7 @@ mod restore;
 mod retention;
 mod sites;
 mod tags;
+mod tokens;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -116,8 +117,19 @@ impl BackupOrchestrator {
         &self.repo
     }
 
-    fn now(&self) -> jiff::Timestamp {
+    /// The orchestrator's clock.
+    pub fn now(&self) -> jiff::Timestamp {
         self.clock.now()
+    }
+
+    /// Record an event that comes with no state change (health findings),
+    /// and publish it.
+    pub async fn record_event(&self, event: crate::domain::BackupEvent) -> Result<()> {
+        self.commit(Changes {
+            events: vec![event],
+            ..Changes::default()
+        })
+        .await
     }
 
     fn audit(
@@ -177,6 +189,7 @@ impl BackupOrchestrator {
         loop {
             if let Some(stale) = self.catalog.site_lock(site.id).await?
                 && let Some(id) = stale.backup_id
+                && Some(id) != backup
                 && stale.operation == "backup"
                 && !chom_repo::process_alive(stale.holder.pid)
                 && stale.holder.host == chom_repo::hostname()

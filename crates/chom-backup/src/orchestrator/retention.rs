@@ -52,6 +52,7 @@ impl BackupOrchestrator {
                 id: b.id,
                 status: b.status,
                 created_at: b.created_at,
+                expires_at: b.expires_at,
                 busy: busy.contains(&b.id),
             })
             .collect();

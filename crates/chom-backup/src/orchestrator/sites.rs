@@ -30,34 +30,8 @@ impl BackupOrchestrator {
     /// host, name or password is found now rather than at the first backup.
     pub async fn add_site(&self, new: NewSite, probe: bool) -> Result<Site> {
         validate_site_name(&new.name)?;
-        if !new.root.is_absolute() {
-            return Err(crate::domain::DomainError::new(
-                "root",
-                format!(
-                    "the document root {} must be an absolute path",
-                    new.root.display()
-                ),
-            )
-            .into());
-        }
-        chom_repo::Excludes::new(&new.excludes)
-            .map_err(|e| crate::domain::DomainError::new("exclude", e.to_string()))?;
-        let timezone = new.timezone.unwrap_or_else(|| "UTC".into());
-        jiff::tz::TimeZone::get(&timezone).map_err(|_| {
-            crate::domain::DomainError::new(
-                "timezone",
-                format!("unknown time zone {timezone:?} (use an IANA name like Europe/Paris)"),
-            )
-        })?;
         if self.catalog.find_site(&new.name).await?.is_some() {
             return Err(Error::SiteExists(new.name));
-        }
-        if probe && let Some(db) = &new.database {
-            let (db, scratch, name) = (db.clone(), self.scratch.clone(), new.name.clone());
-            tokio::task::spawn_blocking(move || crate::dump::probe(&db, &scratch))
-                .await
-                .expect("probe task")
-                .map_err(|source| Error::Database { site: name, source })?;
         }
         let site = Site {
             id: SiteId::new(self.now()),
@@ -65,15 +39,60 @@ impl BackupOrchestrator {
             root: new.root,
             excludes: new.excludes,
             database: new.database,
-            timezone,
+            timezone: new.timezone.unwrap_or_else(|| "UTC".into()),
             created_at: self.now(),
         };
+        self.check_site(&site, probe).await?;
         self.catalog.insert_site(&site).await?;
         let detail = Some(format!("root {}", site.root.display()));
         self.catalog
             .audit(&self.audit("site.add", Some(&site), None, AuditOutcome::Ok, detail))
             .await?;
         Ok(site)
+    }
+
+    /// Replace a site's settings (root, excludes, database, time zone).
+    pub async fn update_site(&self, site: Site, probe: bool) -> Result<Site> {
+        self.check_site(&site, probe).await?;
+        self.catalog.update_site(&site).await?;
+        let detail = Some(format!("root {}", site.root.display()));
+        self.catalog
+            .audit(&self.audit("site.update", Some(&site), None, AuditOutcome::Ok, detail))
+            .await?;
+        Ok(site)
+    }
+
+    /// Validate a site's settings; with `probe`, contact its database.
+    async fn check_site(&self, site: &Site, probe: bool) -> Result<()> {
+        if !site.root.is_absolute() {
+            return Err(crate::domain::DomainError::new(
+                "root",
+                format!(
+                    "the document root {} must be an absolute path",
+                    site.root.display()
+                ),
+            )
+            .into());
+        }
+        chom_repo::Excludes::new(&site.excludes)
+            .map_err(|e| crate::domain::DomainError::new("exclude", e.to_string()))?;
+        jiff::tz::TimeZone::get(&site.timezone).map_err(|_| {
+            crate::domain::DomainError::new(
+                "timezone",
+                format!(
+                    "unknown time zone {:?} (use an IANA name like Europe/Paris)",
+                    site.timezone
+                ),
+            )
+        })?;
+        if probe && let Some(db) = &site.database {
+            let (db, scratch, name) = (db.clone(), self.scratch.clone(), site.name.clone());
+            tokio::task::spawn_blocking(move || crate::dump::probe(&db, &scratch))
+                .await
+                .expect("probe task")
+                .map_err(|source| Error::Database { site: name, source })?;
+        }
+        Ok(())
     }
 
     /// All sites.

@@ -1,0 +1,245 @@
+//! The scheduler: turns schedules into queued backups, and watches health.
+//!
+//! A schedule's slots are its cron occurrences in the site's time zone
+//! (`daily` is `0 0 * * *`, `weekly` `0 0 * * 1`, `monthly` `0 0 1 * *`),
+//! each shifted by the site's jitter: a fixed offset in `[0, window)`
+//! derived from the site's id, so a thousand daily sites do not start in the
+//! same second, and a site always starts at the same time of day.
+//!
+//! On each tick, a site whose next slot (plus jitter) has passed gets one
+//! backup queued — one, however many slots passed while the service was
+//! down; those are reported as missed. A site is stale when its newest
+//! completed backup is older than `stale_factor` × its schedule's period.
+//! The repository is pruned on its own schedule (daily by default).
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::Service;
+use crate::catalog::{REPOSITORY_LANE, ScheduleState};
+use crate::domain::{BackupEvent, BackupStatus, Frequency, JobRequest, SiteId, Trigger, cron};
+use crate::error::Result;
+
+/// Scheduler settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How often it looks at schedules.
+    pub tick: Duration,
+    /// Sites start within this window after their slot.
+    pub jitter_window: Duration,
+    /// A site is stale past this many periods without a completed backup.
+    pub stale_factor: f64,
+    /// When to prune the repository (`None`: never, automatically).
+    pub prune: Option<Frequency>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            tick: Duration::from_secs(30),
+            jitter_window: Duration::from_secs(3600),
+            stale_factor: 1.5,
+            prune: Some(Frequency::Daily),
+        }
+    }
+}
+
+/// The site's fixed offset within the jitter window.
+pub fn jitter(key: &str, window: Duration) -> SignedDuration {
+    let window = window.as_secs().max(1);
+    let hash = blake3::hash(key.as_bytes());
+    let n = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"));
+    SignedDuration::from_secs((n % window) as i64)
+}
+
+fn cron_of(frequency: &Frequency) -> String {
+    match frequency {
+        Frequency::Daily => "0 0 * * *".into(),
+        Frequency::Weekly => "0 0 * * 1".into(),
+        Frequency::Monthly => "0 0 1 * *".into(),
+        Frequency::Cron(expr) => expr.clone(),
+    }
+}
+
+/// Slots of `frequency` in `tz` after `after` up to `until`: the latest one
+/// and how many there were (at most a bounded number are walked).
+fn due_slots(
+    frequency: &Frequency,
+    tz: &str,
+    after: Timestamp,
+    until: Timestamp,
+) -> Result<(Option<Timestamp>, u32)> {
+    let expr = cron_of(frequency);
+    let mut latest = None;
+    let mut count = 0u32;
+    let mut cursor = after;
+    while count < 10_000 {
+        let next = cron::next_after(&expr, cursor, tz)?;
+        if next > until {
+            break;
+        }
+        latest = Some(next);
+        count += 1;
+        cursor = next;
+    }
+    Ok((latest, count))
+}
+
+impl Service {
+    /// One scheduler pass (the service calls it every tick; tests call it
+    /// with a hand-moved clock).
+    pub async fn scheduler_tick(&self) -> Result<()> {
+        let now = self.now();
+        let window = self.config.scheduler.jitter_window;
+        let catalog = self.orchestrator.catalog().clone();
+        for schedule in catalog.list_schedules().await? {
+            let Some(site) = catalog.site(schedule.site_id).await? else {
+                continue;
+            };
+            let key = site.id.to_string();
+            let mut state = catalog.schedule_state(&key).await?;
+            let offset = jitter(&key, window);
+            // Slots are compared without their jitter: a slot is due once
+            // its time plus the site's offset has passed.
+            let since = state.last_slot_at.unwrap_or(schedule.created_at);
+            let (latest, count) =
+                due_slots(&schedule.frequency, &site.timezone, since, now - offset)?;
+            if let Some(slot) = latest {
+                self.enqueue_backup(&key, schedule.configuration, Trigger::Schedule, "scheduler")
+                    .await?;
+                if count > 1 {
+                    self.orchestrator
+                        .record_event(BackupEvent::ScheduleMissed {
+                            site_id: site.id,
+                            missed_slots: count - 1,
+                            last_slot_at: slot,
+                        })
+                        .await?;
+                }
+                state.last_slot_at = Some(slot);
+            }
+            self.check_stale(site.id, &schedule.frequency, now, &mut state)
+                .await?;
+            catalog.set_schedule_state(&key, &state).await?;
+        }
+        if let Some(prune) = &self.config.scheduler.prune {
+            let mut state = catalog.schedule_state(REPOSITORY_LANE).await?;
+            let since = state.last_slot_at.unwrap_or(now);
+            let (latest, _) =
+                due_slots(prune, "UTC", since, now - jitter(REPOSITORY_LANE, window))?;
+            if let Some(slot) = latest {
+                self.enqueue(&JobRequest::Prune, None, "scheduler").await?;
+                state.last_slot_at = Some(slot);
+            } else if state.last_slot_at.is_none() {
+                state.last_slot_at = Some(now);
+            }
+            catalog.set_schedule_state(REPOSITORY_LANE, &state).await?;
+        }
+        Ok(())
+    }
+
+    async fn check_stale(
+        &self,
+        site: SiteId,
+        frequency: &Frequency,
+        now: Timestamp,
+        state: &mut ScheduleState,
+    ) -> Result<()> {
+        let Some(period) = frequency.period_hours(now) else {
+            return Ok(());
+        };
+        let backups = self.orchestrator.catalog().list_backups(Some(site)).await?;
+        let newest = backups
+            .iter()
+            .find(|b| b.status == BackupStatus::Completed)
+            .map(|b| b.created_at);
+        let allowed = SignedDuration::from_secs_f64(
+            period as f64 * 3600.0 * self.config.scheduler.stale_factor,
+        );
+        // A site never backed up is judged from when it got its schedule.
+        let reference = match newest {
+            Some(t) => t,
+            None => match self.orchestrator.catalog().schedule(site).await? {
+                Some(s) => s.created_at,
+                None => return Ok(()),
+            },
+        };
+        let stale = now.duration_since(reference) > allowed;
+        match (stale, state.stale_since) {
+            (true, None) => {
+                state.stale_since = Some(now);
+                self.orchestrator
+                    .record_event(BackupEvent::SiteStale {
+                        site_id: site,
+                        last_backup_at: newest,
+                        period_hours: period,
+                    })
+                    .await?;
+            }
+            (false, Some(_)) => state.stale_since = None,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Sites currently stale.
+    pub async fn stale_sites(&self) -> Result<Vec<SiteId>> {
+        let catalog = self.orchestrator.catalog();
+        let mut out = Vec::new();
+        for schedule in catalog.list_schedules().await? {
+            if catalog
+                .schedule_state(&schedule.site_id.to_string())
+                .await?
+                .stale_since
+                .is_some()
+            {
+                out.push(schedule.site_id);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_is_stable_and_bounded() {
+        let w = Duration::from_secs(3600);
+        let a = jitter("01JD3SITEA", w);
+        assert_eq!(a, jitter("01JD3SITEA", w));
+        let spread: std::collections::HashSet<i64> = (0..1000)
+            .map(|i| jitter(&format!("site-{i}"), w).as_secs())
+            .collect();
+        assert!(spread.iter().all(|s| (0..3600).contains(s)));
+        assert!(spread.len() > 600, "offsets spread over the window");
+    }
+
+    #[test]
+    fn catch_up_counts_missed_slots() {
+        let after: Timestamp = "2026-11-20T12:00:00Z".parse().unwrap();
+        let until: Timestamp = "2026-11-24T06:00:00Z".parse().unwrap();
+        let (latest, count) = due_slots(&Frequency::Daily, "UTC", after, until).unwrap();
+        assert_eq!(count, 4, "21st, 22nd, 23rd, 24th at midnight");
+        assert_eq!(latest.unwrap().to_string(), "2026-11-24T00:00:00Z");
+        let (none, zero) = due_slots(
+            &Frequency::Weekly,
+            "UTC",
+            after,
+            "2026-11-22T00:00:00Z".parse().unwrap(),
+        )
+        .unwrap();
+        assert!(none.is_none() && zero == 0);
+        // Midnight in Tokyo is 15:00 UTC the day before.
+        let (tokyo, _) = due_slots(
+            &Frequency::Daily,
+            "Asia/Tokyo",
+            after,
+            "2026-11-21T00:00:00Z".parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(tokyo.unwrap().to_string(), "2026-11-20T15:00:00Z");
+    }
+}

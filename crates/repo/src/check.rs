@@ -377,7 +377,7 @@ impl Repository {
         let snap = self.load_snapshot(snapshot).await?;
         // Reading the trees verifies them.
         let trees = crate::walk::load_trees(self, snap.tree, false).await?;
-        let index = self.index().await?;
+        let index = self.refresh_index().await?;
         let mut wanted: HashMap<Id, Vec<crate::index::IndexEntry>> = HashMap::new();
         let mut seen = HashSet::new();
         for tree in trees.trees.values() {

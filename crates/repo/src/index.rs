@@ -212,6 +212,8 @@ pub struct MasterIndex {
     marked: Vec<IndexEntry>,
     /// Index files in effect (not superseded).
     files: Vec<Id>,
+    /// Every index file read (superseded ones too).
+    seen: Vec<Id>,
 }
 
 impl MasterIndex {
@@ -295,7 +297,75 @@ impl MasterIndex {
             live,
             marked,
             files: effective.iter().map(|(id, _)| *id).collect(),
+            seen: files.iter().map(|(id, _)| *id).collect(),
         }
+    }
+
+    /// This index plus newly written index files, without re-reading the
+    /// old ones. `None` when the new files change more than they add (they
+    /// supersede files, mark packs, or revive marked ones): then the caller
+    /// rebuilds from every file.
+    pub fn extended(&self, new_files: &[(Id, IndexFile)]) -> Option<MasterIndex> {
+        let mut packs = self.packs.clone();
+        let mut positions: HashMap<Id, u32> = packs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, i as u32))
+            .collect();
+        let mut live = self.live.clone();
+        for (_, file) in new_files {
+            if !file.supersedes.is_empty() {
+                return None;
+            }
+            for p in &file.packs {
+                if p.marked_at.is_some() {
+                    return None;
+                }
+                match positions.get(&p.id) {
+                    Some(&pos) if packs[pos as usize].marked_at.is_some() => return None,
+                    Some(_) => continue,
+                    None => {}
+                }
+                let pos = packs.len() as u32;
+                positions.insert(p.id, pos);
+                packs.push(PackInfo {
+                    id: p.id,
+                    size: p.size,
+                    marked_at: None,
+                });
+                live.extend(p.blobs.iter().map(|b| IndexEntry {
+                    id: b.id,
+                    pack: pos,
+                    offset: b.offset,
+                    length: b.length,
+                    raw_length: b.raw_length,
+                    kind: b.kind,
+                    flags: b.flags,
+                }));
+            }
+        }
+        live.sort_by_key(|e| e.id);
+        live.dedup_by(|a, b| a.id == b.id);
+        let mut marked = self.marked.clone();
+        marked.retain(|e| live.binary_search_by(|l| l.id.cmp(&e.id)).is_err());
+        let mut files = self.files.clone();
+        let mut seen = self.seen.clone();
+        for (id, _) in new_files {
+            files.push(*id);
+            seen.push(*id);
+        }
+        Some(MasterIndex {
+            packs,
+            live,
+            marked,
+            files,
+            seen,
+        })
+    }
+
+    /// Every index file this index was built from (superseded ones too).
+    pub fn seen_files(&self) -> &[Id] {
+        &self.seen
     }
 
     /// A blob in a live pack: what backups deduplicate against.
@@ -346,7 +416,7 @@ impl MasterIndex {
         self.live.capacity() * std::mem::size_of::<IndexEntry>()
             + self.marked.capacity() * std::mem::size_of::<IndexEntry>()
             + self.packs.capacity() * std::mem::size_of::<PackInfo>()
-            + self.files.capacity() * std::mem::size_of::<Id>()
+            + (self.files.capacity() + self.seen.capacity()) * std::mem::size_of::<Id>()
     }
 }
 
@@ -410,6 +480,56 @@ mod tests {
         let per_blob = index.memory_bytes() as f64 / 200_000.0;
         assert_eq!(std::mem::size_of::<IndexEntry>(), 52);
         assert!(per_blob <= 60.0, "{per_blob} bytes per blob");
+    }
+
+    #[test]
+    fn extending_equals_rebuilding_for_new_backups() {
+        let pack = |blobs: Vec<PackEntry>| IndexedPack {
+            id: Id::random(),
+            size: 100,
+            marked_at: None,
+            blobs,
+        };
+        let (a, b, c) = (Id::random(), Id::random(), Id::random());
+        let first = (
+            Id::random(),
+            IndexFile {
+                supersedes: vec![],
+                packs: vec![pack(vec![entry(a, 0), entry(b, 10)])],
+            },
+        );
+        let second = (
+            Id::random(),
+            IndexFile {
+                supersedes: vec![],
+                packs: vec![pack(vec![entry(b, 0), entry(c, 10)])],
+            },
+        );
+        let extended = MasterIndex::build(std::slice::from_ref(&first))
+            .extended(std::slice::from_ref(&second))
+            .unwrap();
+        let rebuilt = MasterIndex::build(&[first.clone(), second]);
+        for id in [a, b, c] {
+            assert_eq!(
+                extended.get_live(&id).is_some(),
+                rebuilt.get_live(&id).is_some()
+            );
+        }
+        assert_eq!(extended.live_blob_count(), 3);
+        assert_eq!(extended.seen_files().len(), 2);
+        // A prune's file (it supersedes others) needs a rebuild.
+        let prune = (
+            Id::random(),
+            IndexFile {
+                supersedes: vec![first.0],
+                packs: vec![],
+            },
+        );
+        assert!(
+            MasterIndex::build(std::slice::from_ref(&first))
+                .extended(&[prune])
+                .is_none()
+        );
     }
 
     #[test]

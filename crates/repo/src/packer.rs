@@ -243,7 +243,7 @@ impl Repository {
         })
         .await
         .expect("save task")?;
-        self.invalidate_index();
+        self.refresh_index().await?;
         Ok(ids)
     }
 

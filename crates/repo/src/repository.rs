@@ -237,16 +237,29 @@ impl Repository {
     /// Read every index file. Damaged files are returned separately so check
     /// can report them; other callers treat any damage as an error.
     pub(crate) async fn read_index_files(&self) -> Result<(Vec<(Id, IndexFile)>, Vec<Error>)> {
-        let listed = self.inner.storage.list(ObjectKind::Index).await?;
+        let listed: Vec<Id> = self
+            .inner
+            .storage
+            .list(ObjectKind::Index)
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        self.read_index_files_named(listed).await
+    }
+
+    /// Read the named index files (files deleted meanwhile are skipped).
+    async fn read_index_files_named(
+        &self,
+        ids: Vec<Id>,
+    ) -> Result<(Vec<(Id, IndexFile)>, Vec<Error>)> {
         let crypto = self.inner.crypto.clone();
-        let results: Vec<Result<Option<(Id, IndexFile)>>> = futures::stream::iter(listed)
-            .map(|o| {
+        let results: Vec<Result<Option<(Id, IndexFile)>>> = futures::stream::iter(ids)
+            .map(|id| {
                 let crypto = crypto.clone();
                 async move {
-                    match self.read_object(ObjectKind::Index, &o.id).await {
-                        Ok(bytes) => {
-                            IndexFile::decode(&crypto, &o.id, bytes).map(|f| Some((o.id, f)))
-                        }
+                    match self.read_object(ObjectKind::Index, &id).await {
+                        Ok(bytes) => IndexFile::decode(&crypto, &id, bytes).map(|f| Some((id, f))),
                         // Deleted by a concurrent prune after it wrote its replacement.
                         Err(Error::MissingObject { .. }) => Ok(None),
                         Err(e) => Err(e),
@@ -269,24 +282,52 @@ impl Repository {
         Ok((files, damaged))
     }
 
-    /// Load (or reload) the merged index from storage.
+    /// Load (or reload) the merged index from storage. When the index was
+    /// loaded before and only new files appeared (backups add index files;
+    /// only prune and repair remove them), only the new files are read and
+    /// merged in: a service running thousands of backups does not re-read
+    /// every index file for each of them.
     pub async fn refresh_index(&self) -> Result<Arc<MasterIndex>> {
-        let (files, damaged) = self.read_index_files().await?;
+        let listed: Vec<Id> = self
+            .inner
+            .storage
+            .list(ObjectKind::Index)
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        let cached = self.inner.index.read().expect("index lock").clone();
+        if let Some(current) = cached {
+            let listed_set: std::collections::HashSet<Id> = listed.iter().copied().collect();
+            if current
+                .seen_files()
+                .iter()
+                .all(|id| listed_set.contains(id))
+            {
+                let seen: std::collections::HashSet<Id> =
+                    current.seen_files().iter().copied().collect();
+                let new: Vec<Id> = listed
+                    .iter()
+                    .filter(|id| !seen.contains(id))
+                    .copied()
+                    .collect();
+                if new.is_empty() {
+                    return Ok(current);
+                }
+                let (files, damaged) = self.read_index_files_named(new).await?;
+                if let Some(first) = damaged.into_iter().next() {
+                    return Err(with_repair_hint(first));
+                }
+                if let Some(extended) = current.extended(&files) {
+                    let index = Arc::new(extended);
+                    *self.inner.index.write().expect("index lock") = Some(index.clone());
+                    return Ok(index);
+                }
+            }
+        }
+        let (files, damaged) = self.read_index_files_named(listed).await?;
         if let Some(first) = damaged.into_iter().next() {
-            return Err(match first {
-                Error::Damaged {
-                    object,
-                    reason,
-                    snapshots,
-                } => Error::Damaged {
-                    object,
-                    reason: format!(
-                        "{reason}; run `repo repair-index` to rebuild the index from the packs"
-                    ),
-                    snapshots,
-                },
-                other => other,
-            });
+            return Err(with_repair_hint(first));
         }
         let index = Arc::new(MasterIndex::build(&files));
         *self.inner.index.write().expect("index lock") = Some(index.clone());
@@ -317,7 +358,11 @@ impl Repository {
 
     /// Read, decrypt, decompress and verify one blob.
     pub async fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
-        let index = self.index().await?;
+        let mut index = self.index().await?;
+        if index.get(id).is_none() {
+            // Written since the index was loaded (by this process or another).
+            index = self.refresh_index().await?;
+        }
         let entry = *index.get(id).ok_or_else(|| {
             Error::damaged(
                 format!(
@@ -531,6 +576,24 @@ impl Repository {
             .delete(&ObjectKind::Key.path(&self.inner.key_id))
             .await?;
         Ok(new_id)
+    }
+}
+
+/// Damage in an index file can be repaired from the packs: say how.
+fn with_repair_hint(e: Error) -> Error {
+    match e {
+        Error::Damaged {
+            object,
+            reason,
+            snapshots,
+        } => Error::Damaged {
+            object,
+            reason: format!(
+                "{reason}; run `repo repair-index` to rebuild the index from the packs"
+            ),
+            snapshots,
+        },
+        other => other,
     }
 }
 

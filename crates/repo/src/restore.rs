@@ -129,7 +129,7 @@ async fn make_plan(repo: &Repository, trees: &Trees, includes: &[PathBuf]) -> Re
         }
         Ok(true)
     })?;
-    let index = repo.index().await?;
+    let index = repo.refresh_index().await?;
     let mut by_blob: HashMap<Id, (Id, BlobPlan)> = HashMap::new();
     for (i, file) in plan.files.iter().enumerate() {
         let mut offset = 0u64;

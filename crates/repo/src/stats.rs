@@ -92,7 +92,7 @@ impl Repository {
     /// Bytes the given snapshots occupy in storage together, each blob
     /// counted once: what a site's backups really cost after deduplication.
     pub async fn stored_size(&self, snapshots: &[crate::id::Id]) -> Result<u64> {
-        let index = self.index().await?;
+        let index = self.refresh_index().await?;
         let mut seen = std::collections::HashSet::new();
         let mut total = 0u64;
         for id in snapshots {

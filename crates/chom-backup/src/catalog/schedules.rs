@@ -117,15 +117,55 @@ impl Catalog {
         }
     }
 
-    /// Store the scheduler's state for `key`.
-    pub async fn set_schedule_state(&self, key: &str, state: &ScheduleState) -> CatalogResult<()> {
+    /// Move `key`'s last slot from `previous` to `slot`, only if no one
+    /// else did first (several service processes schedule the same sites:
+    /// exactly one of them queues each slot). Returns whether this call won.
+    pub async fn claim_slot(
+        &self,
+        key: &str,
+        previous: Option<jiff::Timestamp>,
+        slot: jiff::Timestamp,
+    ) -> CatalogResult<bool> {
+        let done = match previous {
+            None => {
+                let inserted = sqlx::query("INSERT INTO schedule_state (site_id, last_slot_at) VALUES ($1, $2)")
+                    .bind(key)
+                    .bind(to_micros(slot))
+                    .execute(&self.pool)
+                    .await;
+                match inserted {
+                    Ok(done) => done.rows_affected(),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        // A row without a slot yet (only staleness recorded).
+                        sqlx::query("UPDATE schedule_state SET last_slot_at = $1 WHERE site_id = $2 AND last_slot_at IS NULL")
+                            .bind(to_micros(slot))
+                            .bind(key)
+                            .execute(&self.pool)
+                            .await?
+                            .rows_affected()
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some(previous) => sqlx::query("UPDATE schedule_state SET last_slot_at = $1 WHERE site_id = $2 AND last_slot_at = $3")
+                .bind(to_micros(slot))
+                .bind(key)
+                .bind(to_micros(previous))
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(done == 1)
+    }
+
+    /// Record since when `key` is stale (`None`: not stale).
+    pub async fn set_stale(&self, key: &str, since: Option<jiff::Timestamp>) -> CatalogResult<()> {
         sqlx::query(
-            "INSERT INTO schedule_state (site_id, last_slot_at, stale_since) VALUES ($1, $2, $3) \
-             ON CONFLICT (site_id) DO UPDATE SET last_slot_at = excluded.last_slot_at, stale_since = excluded.stale_since",
+            "INSERT INTO schedule_state (site_id, stale_since) VALUES ($1, $2) \
+             ON CONFLICT (site_id) DO UPDATE SET stale_since = excluded.stale_since",
         )
         .bind(key)
-        .bind(state.last_slot_at.map(to_micros))
-        .bind(state.stale_since.map(to_micros))
+        .bind(since.map(to_micros))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -89,7 +89,11 @@ impl BackupOrchestrator {
     }
 
     /// Refuse what cannot work, before anything is recorded.
-    fn check_request(&self, site: &Site, configuration: &BackupConfiguration) -> Result<()> {
+    pub(super) fn check_request(
+        &self,
+        site: &Site,
+        configuration: &BackupConfiguration,
+    ) -> Result<()> {
         let t = configuration.backup_type();
         if t.includes_database() && site.database.is_none() {
             let hint = if t == BackupType::Full {

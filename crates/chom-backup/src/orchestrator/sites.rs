@@ -127,6 +127,7 @@ impl BackupOrchestrator {
         configuration: BackupConfiguration,
     ) -> Result<Schedule> {
         let site = self.site(site).await?;
+        self.check_request(&site, &configuration)?;
         let schedule = Schedule {
             site_id: site.id,
             frequency,

@@ -187,7 +187,10 @@ impl Service {
             if let Err(e) = self.scheduler_tick().await {
                 tracing::error!("scheduler: {e}");
             }
-            self.idle(tick).await;
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = self.stopped.notified() => {}
+            }
         }
     }
 }

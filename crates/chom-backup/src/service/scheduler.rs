@@ -17,7 +17,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::Service;
-use crate::catalog::{REPOSITORY_LANE, ScheduleState};
+use crate::catalog::REPOSITORY_LANE;
 use crate::domain::{BackupEvent, BackupStatus, Frequency, JobRequest, SiteId, Trigger, cron};
 use crate::error::Result;
 
@@ -98,16 +98,26 @@ impl Service {
                 continue;
             };
             let key = site.id.to_string();
-            let mut state = catalog.schedule_state(&key).await?;
+            let state = catalog.schedule_state(&key).await?;
             let offset = jitter(&key, window);
             // Slots are compared without their jitter: a slot is due once
             // its time plus the site's offset has passed.
             let since = state.last_slot_at.unwrap_or(schedule.created_at);
             let (latest, count) =
                 due_slots(&schedule.frequency, &site.timezone, since, now - offset)?;
-            if let Some(slot) = latest {
-                self.enqueue_backup(&key, schedule.configuration, Trigger::Schedule, "scheduler")
-                    .await?;
+            if let Some(slot) = latest
+                && catalog.claim_slot(&key, state.last_slot_at, slot).await?
+            {
+                // One site's trouble must not hold up the others' schedules.
+                if let Err(e) = self
+                    .enqueue_backup(&key, schedule.configuration, Trigger::Schedule, "scheduler")
+                    .await
+                {
+                    tracing::error!(
+                        "scheduler: cannot queue the backup of site {}: {e}",
+                        site.name
+                    );
+                }
                 if count > 1 {
                     self.orchestrator
                         .record_event(BackupEvent::ScheduleMissed {
@@ -117,24 +127,29 @@ impl Service {
                         })
                         .await?;
                 }
-                state.last_slot_at = Some(slot);
             }
-            self.check_stale(site.id, &schedule.frequency, now, &mut state)
+            self.check_stale(site.id, &schedule.frequency, now, state.stale_since)
                 .await?;
-            catalog.set_schedule_state(&key, &state).await?;
         }
         if let Some(prune) = &self.config.scheduler.prune {
-            let mut state = catalog.schedule_state(REPOSITORY_LANE).await?;
-            let since = state.last_slot_at.unwrap_or(now);
-            let (latest, _) =
-                due_slots(prune, "UTC", since, now - jitter(REPOSITORY_LANE, window))?;
-            if let Some(slot) = latest {
-                self.enqueue(&JobRequest::Prune, None, "scheduler").await?;
-                state.last_slot_at = Some(slot);
-            } else if state.last_slot_at.is_none() {
-                state.last_slot_at = Some(now);
+            let state = catalog.schedule_state(REPOSITORY_LANE).await?;
+            match state.last_slot_at {
+                // The first tick only starts the clock: prune at the next slot.
+                None => {
+                    catalog.claim_slot(REPOSITORY_LANE, None, now).await?;
+                }
+                Some(since) => {
+                    let (latest, _) =
+                        due_slots(prune, "UTC", since, now - jitter(REPOSITORY_LANE, window))?;
+                    if let Some(slot) = latest
+                        && catalog
+                            .claim_slot(REPOSITORY_LANE, Some(since), slot)
+                            .await?
+                    {
+                        self.enqueue(&JobRequest::Prune, None, "scheduler").await?;
+                    }
+                }
             }
-            catalog.set_schedule_state(REPOSITORY_LANE, &state).await?;
         }
         Ok(())
     }
@@ -144,7 +159,7 @@ impl Service {
         site: SiteId,
         frequency: &Frequency,
         now: Timestamp,
-        state: &mut ScheduleState,
+        stale_since: Option<Timestamp>,
     ) -> Result<()> {
         let Some(period) = frequency.period_hours(now) else {
             return Ok(());
@@ -166,9 +181,12 @@ impl Service {
             },
         };
         let stale = now.duration_since(reference) > allowed;
-        match (stale, state.stale_since) {
+        match (stale, stale_since) {
             (true, None) => {
-                state.stale_since = Some(now);
+                self.orchestrator
+                    .catalog()
+                    .set_stale(&site.to_string(), Some(now))
+                    .await?;
                 self.orchestrator
                     .record_event(BackupEvent::SiteStale {
                         site_id: site,
@@ -177,7 +195,12 @@ impl Service {
                     })
                     .await?;
             }
-            (false, Some(_)) => state.stale_since = None,
+            (false, Some(_)) => {
+                self.orchestrator
+                    .catalog()
+                    .set_stale(&site.to_string(), None)
+                    .await?
+            }
             _ => {}
         }
         Ok(())

@@ -339,7 +339,8 @@ impl Repository {
                 }
             });
         let (assembled, report) = pipeline.await.expect("backup pipeline thread")?;
-        self.invalidate_index();
+        // Pick up the index files this backup wrote (cheap: only new files are read).
+        self.refresh_index().await?;
 
         let summary = Summary {
             files: assembled.files,

@@ -11,6 +11,7 @@ CREATE TABLE jobs (
     max_attempts     BIGINT NOT NULL,
     run_after        BIGINT NOT NULL,        -- not before this time (backoff)
     lease_owner      TEXT,                   -- worker id while running
+    ran_by           TEXT,                   -- the worker that last took it
     lease_expires_at BIGINT,
     cancel_requested BIGINT NOT NULL,
     progress         TEXT,                   -- JSON: bytes and files done and total

@@ -318,3 +318,209 @@ async fn site_locks_exclude_and_recover_from_dead_holders() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn job_queue_merges_orders_leases_and_gives_up() {
+    use chom_backup::domain::{BackupId, JobRequest, JobStatus, Retention};
+    use jiff::SignedDuration;
+
+    on_both(|catalog, _| async move {
+        let now = Timestamp::now();
+        let lease = SignedDuration::from_secs(30);
+        let (a, b) = (SiteId::new(now), SiteId::new(now));
+        let backup_of = |site| JobRequest::Backup {
+            backup: BackupId::new(now),
+            site,
+        };
+
+        // A second backup queued for the same site merges into the first.
+        let (first, created) = catalog
+            .enqueue_job(&backup_of(a), Some(a), "admin", now, 3)
+            .await
+            .unwrap();
+        assert!(created);
+        let (merged, created) = catalog
+            .enqueue_job(&backup_of(a), Some(a), "scheduler", now, 3)
+            .await
+            .unwrap();
+        assert!(!created, "a queued backup absorbs the next one");
+        assert_eq!(merged.id, first.id);
+        let retention = JobRequest::Retention {
+            site: a,
+            policy: Retention::Expiry,
+        };
+        let (retention_job, _) = catalog
+            .enqueue_job(&retention, Some(a), "admin", now, 3)
+            .await
+            .unwrap();
+        let (other_site, _) = catalog
+            .enqueue_job(&backup_of(b), Some(b), "admin", now, 3)
+            .await
+            .unwrap();
+        assert_eq!(catalog.queue_depth().await.unwrap(), 3);
+
+        // One running job per site: while w1 runs A's backup, w2 gets B's,
+        // not A's retention.
+        let taken = catalog.claim_job("w1", now, lease).await.unwrap().unwrap();
+        assert_eq!(taken.id, first.id);
+        assert_eq!(taken.ran_by.as_deref(), Some("w1"));
+        assert_eq!(taken.attempts, 1);
+        let taken_b = catalog.claim_job("w2", now, lease).await.unwrap().unwrap();
+        assert_eq!(taken_b.id, other_site.id);
+        assert!(catalog.claim_job("w3", now, lease).await.unwrap().is_none());
+
+        // Only the holder renews or finishes.
+        assert_eq!(
+            catalog
+                .renew_lease(&first.id, "w2", now + lease, None)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(
+            !catalog
+                .finish_job(&first.id, "w2", JobStatus::Completed, None, None, now)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            catalog
+                .renew_lease(&first.id, "w1", now + lease, None)
+                .await
+                .unwrap(),
+            Some(false)
+        );
+
+        // w1 goes silent: after its lease the job is queued again with a
+        // backoff, and another worker takes it (second attempt).
+        let late = now + SignedDuration::from_secs(31);
+        let expired = catalog.requeue_expired_jobs(late).await.unwrap();
+        let mut expired: Vec<String> = expired.into_iter().map(|j| j.id).collect();
+        expired.sort();
+        let mut both = vec![first.id.clone(), other_site.id.clone()];
+        both.sort();
+        assert_eq!(
+            expired, both,
+            "both silent workers' jobs go back to the queue"
+        );
+        let requeued = catalog.job(&first.id).await.unwrap().unwrap();
+        assert_eq!(requeued.status, JobStatus::Queued);
+        assert!(requeued.error.unwrap().contains("w1 stopped responding"));
+        // (stored to the microsecond)
+        assert!(requeued.run_after >= late + SignedDuration::from_millis(14_999));
+        // Before the backoff ends, A's lane is free, so A's retention runs
+        // first; the backup waits its turn.
+        let next = catalog.claim_job("w3", late, lease).await.unwrap().unwrap();
+        assert_eq!(next.id, retention_job.id);
+        assert!(
+            catalog
+                .finish_job(&next.id, "w3", JobStatus::Completed, None, None, late)
+                .await
+                .unwrap()
+        );
+        let after_backoff = late + SignedDuration::from_secs(16);
+        // Oldest first: A's backup, then B's.
+        let retried = catalog
+            .claim_job("w4", after_backoff, lease)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(retried.id, first.id);
+        assert_eq!(retried.attempts, 2);
+        assert_eq!(retried.ran_by.as_deref(), Some("w4"));
+        // The old holder coming back cannot finish it.
+        assert!(
+            !catalog
+                .finish_job(
+                    &first.id,
+                    "w1",
+                    JobStatus::Completed,
+                    None,
+                    None,
+                    after_backoff
+                )
+                .await
+                .unwrap()
+        );
+
+        // A cancel reaches the running job at its next renewal.
+        let cancelled = catalog
+            .cancel_job(&first.id, after_backoff)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(cancelled.cancel_requested);
+        assert_eq!(cancelled.status, JobStatus::Running);
+        assert_eq!(
+            catalog
+                .renew_lease(&first.id, "w4", after_backoff + lease, None)
+                .await
+                .unwrap(),
+            Some(true)
+        );
+        assert!(
+            catalog
+                .finish_job(
+                    &first.id,
+                    "w4",
+                    JobStatus::Cancelled,
+                    None,
+                    Some("cancelled"),
+                    after_backoff
+                )
+                .await
+                .unwrap()
+        );
+
+        let retried_b = catalog
+            .claim_job("w4", after_backoff, lease)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(retried_b.id, other_site.id);
+        catalog
+            .finish_job(
+                &retried_b.id,
+                "w4",
+                JobStatus::Completed,
+                None,
+                None,
+                after_backoff,
+            )
+            .await
+            .unwrap();
+
+        // Out of attempts, an expired job fails for good.
+        let (last_chance, _) = catalog
+            .enqueue_job(&backup_of(a), Some(a), "admin", after_backoff, 1)
+            .await
+            .unwrap();
+        let taken = catalog
+            .claim_job("w5", after_backoff, lease)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.id, last_chance.id);
+        catalog
+            .requeue_expired_jobs(after_backoff + SignedDuration::from_secs(60))
+            .await
+            .unwrap();
+        let failed = catalog.job(&last_chance.id).await.unwrap().unwrap();
+        assert_eq!(failed.status, JobStatus::Failed);
+        assert!(failed.error.unwrap().contains("giving up"));
+
+        // A queued job is cancelled at once.
+        let (queued, _) = catalog
+            .enqueue_job(&JobRequest::Prune, None, "admin", after_backoff, 3)
+            .await
+            .unwrap();
+        let gone = catalog
+            .cancel_job(&queued.id, after_backoff)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(gone.status, JobStatus::Cancelled);
+        assert_eq!(catalog.queue_depth().await.unwrap(), 0);
+    })
+    .await;
+}

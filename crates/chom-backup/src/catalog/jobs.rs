@@ -23,7 +23,7 @@ pub const REPOSITORY_LANE: &str = "repository";
 macro_rules! job_columns {
     () => {
         "id, kind, site_id, payload, status, attempts, max_attempts, run_after, lease_owner, lease_expires_at, \
-         cancel_requested, progress, result, error, actor, created_at, started_at, finished_at"
+         cancel_requested, progress, result, error, actor, created_at, started_at, finished_at, ran_by"
     };
 }
 
@@ -49,6 +49,7 @@ fn job_from_row(row: &AnyRow) -> CatalogResult<Job> {
         max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
         run_after: from_micros(row.try_get("run_after")?)?,
         lease_owner: row.try_get("lease_owner")?,
+        ran_by: row.try_get("ran_by")?,
         lease_expires_at: opt_from_micros(row.try_get("lease_expires_at")?)?,
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
         progress: progress
@@ -198,11 +199,11 @@ impl Catalog {
              ORDER BY j.id LIMIT 1";
         let sql = match self.backend {
             Backend::Postgres => format!(
-                "UPDATE jobs SET status = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, \
+                "UPDATE jobs SET status = 'running', lease_owner = $1, ran_by = $1, lease_expires_at = $2, attempts = attempts + 1, \
                  started_at = COALESCE(started_at, $3) WHERE id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING id"
             ),
             Backend::Sqlite => format!(
-                "UPDATE jobs SET status = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, \
+                "UPDATE jobs SET status = 'running', lease_owner = $1, ran_by = $1, lease_expires_at = $2, attempts = attempts + 1, \
                  started_at = COALESCE(started_at, $3) WHERE id = ({pick}) RETURNING id"
             ),
         };

@@ -138,6 +138,8 @@ pub struct Job {
     pub run_after: Timestamp,
     /// The worker holding it.
     pub lease_owner: Option<String>,
+    /// The worker that last took it (`host:pid:n`).
+    pub ran_by: Option<String>,
     /// When the worker's lease runs out.
     pub lease_expires_at: Option<Timestamp>,
     /// A cancel was asked for.

@@ -5,5 +5,6 @@ mod cli {
 
     mod crash;
     mod repo_commands;
+    mod serve;
     mod sites;
 }

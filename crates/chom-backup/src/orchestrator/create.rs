@@ -63,26 +63,39 @@ impl BackupOrchestrator {
         id: crate::domain::BackupId,
         run: &RunOptions,
     ) -> Result<Backup> {
-        let backup = self.backup(id).await?;
-        match backup.status {
-            BackupStatus::Completed => return Ok(backup),
-            BackupStatus::Failed => {
-                return Err(Error::Conflict(format!(
-                    "backup {id} already failed: {}",
-                    backup.error.as_deref().unwrap_or("no reason recorded")
-                )));
-            }
-            BackupStatus::Pending | BackupStatus::Running => {}
-        }
+        let site_id = self.backup(id).await?.site_id;
         let site = self
             .catalog
-            .site(backup.site_id)
+            .site(site_id)
             .await?
-            .ok_or_else(|| Error::SiteNotFound(backup.site_id.to_string()))?;
-        self.check_request(&site, &backup.configuration)?;
-        let guard = self
-            .lock_site(&site, "backup", Some(backup.id), run.wait)
-            .await?;
+            .ok_or_else(|| Error::SiteNotFound(site_id.to_string()))?;
+        let guard = self.lock_site(&site, "backup", Some(id), run.wait).await?;
+        // Read the record under the site's lock: a worker that lost its
+        // lease may have finished this backup a moment ago.
+        let backup = match self.backup(id).await {
+            Ok(backup) => backup,
+            Err(e) => {
+                guard.release().await;
+                return Err(e);
+            }
+        };
+        let refusal = match backup.status {
+            BackupStatus::Completed => {
+                guard.release().await;
+                return Ok(backup);
+            }
+            BackupStatus::Failed => Some(Error::Conflict(format!(
+                "backup {id} already failed: {}",
+                backup.error.as_deref().unwrap_or("no reason recorded")
+            ))),
+            BackupStatus::Pending | BackupStatus::Running => {
+                self.check_request(&site, &backup.configuration).err()
+            }
+        };
+        if let Some(e) = refusal {
+            guard.release().await;
+            return Err(e);
+        }
         let result = self.run_backup(&site, backup, run.progress()).await;
         guard.release().await;
         result

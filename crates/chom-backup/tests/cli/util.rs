@@ -101,10 +101,14 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Self {
-        let env = Env::new();
-        let home = Home { env };
+        let home = Self::uninitialized();
         home.ok(&["init"]);
         home
+    }
+
+    /// A data directory not yet created (run `init` with options).
+    pub fn uninitialized() -> Self {
+        Home { env: Env::new() }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -4,6 +4,7 @@ CREATE TABLE jobs (
     id               TEXT PRIMARY KEY,       -- ULID, increasing
     kind             TEXT NOT NULL,          -- backup | restore | verify | retention | prune
     site_id          TEXT,                   -- the site it concerns, if one
+    backup_id        TEXT,                   -- the backup a backup job makes
     lane             TEXT NOT NULL,          -- one running job per lane: the site's id, or "repository" for prune
     payload          TEXT NOT NULL,          -- JSON of the request
     status           TEXT NOT NULL,          -- queued | running | completed | failed | cancelled
@@ -25,6 +26,7 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_by_status ON jobs (status, run_after);
 CREATE INDEX jobs_by_site ON jobs (site_id, status);
 CREATE INDEX jobs_by_lane ON jobs (lane, status);
+CREATE INDEX jobs_by_backup ON jobs (backup_id, status);
 -- A backup queued for a site that already has one queued is merged into it.
 CREATE UNIQUE INDEX jobs_one_queued_backup ON jobs (lane) WHERE status = 'queued' AND kind = 'backup';
 

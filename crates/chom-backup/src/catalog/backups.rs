@@ -131,4 +131,17 @@ impl Catalog {
         };
         rows.iter().map(backup_from_row).collect()
     }
+
+    /// Backups still pending or running, oldest first: after a crash,
+    /// the ones nobody is making any more.
+    pub async fn unfinished_backups(&self) -> CatalogResult<Vec<Backup>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            backup_columns!(),
+            " FROM backups WHERE status IN ('pending', 'running') ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(backup_from_row).collect()
+    }
 }

@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use super::{
     Backend, Catalog, CatalogError, CatalogResult, from_micros, opt_from_micros, to_micros,
 };
-use crate::domain::{Job, JobProgress, JobRequest, JobStatus, SiteId};
+use crate::domain::{BackupId, Job, JobProgress, JobRequest, JobStatus, SiteId};
 
 /// The lane of prune jobs: one prune at a time.
 pub const REPOSITORY_LANE: &str = "repository";
@@ -82,6 +82,17 @@ pub fn backoff(attempts: u32) -> SignedDuration {
     SignedDuration::from_secs(secs.min(3600))
 }
 
+/// A job about to be inserted.
+struct NewJob<'a> {
+    request: &'a JobRequest,
+    site: Option<SiteId>,
+    actor: &'a str,
+    now: Timestamp,
+    attempts: u32,
+    run_after: Timestamp,
+    max_attempts: u32,
+}
+
 /// Filters for listing jobs.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -104,38 +115,90 @@ impl Catalog {
         now: Timestamp,
         max_attempts: u32,
     ) -> CatalogResult<(Job, bool)> {
-        let lane = lane_of(request, site);
-        let id = super::log::next_id();
-        let inserted = sqlx::query(
-            "INSERT INTO jobs (id, kind, site_id, lane, payload, status, attempts, max_attempts, run_after, cancel_requested, actor, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, 0, $8, $9)",
-        )
-        .bind(&id)
-        .bind(request.kind())
-        .bind(site.map(|s| s.to_string()))
-        .bind(&lane)
-        .bind(serde_json::to_string(request).expect("job requests serialize"))
-        .bind(i64::from(max_attempts))
-        .bind(to_micros(now))
-        .bind(actor)
-        .bind(to_micros(now))
-        .execute(&self.pool)
-        .await;
-        match inserted {
-            Ok(_) => Ok((self.job(&id).await?.expect("just inserted"), true)),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+        let fresh = NewJob {
+            request,
+            site,
+            actor,
+            now,
+            attempts: 0,
+            run_after: now,
+            max_attempts,
+        };
+        match self.insert_job(&fresh).await? {
+            Some(job) => Ok((job, true)),
+            None => {
                 let row = sqlx::query(concat!(
                     "SELECT ",
                     job_columns!(),
                     " FROM jobs WHERE lane = $1 AND status = 'queued' AND kind = 'backup'"
                 ))
-                .bind(&lane)
+                .bind(lane_of(request, site))
                 .fetch_one(&self.pool)
                 .await?;
                 Ok((job_from_row(&row)?, false))
             }
+        }
+    }
+
+    /// Queue again a backup whose process died with no job to retry it
+    /// (found at start-up): its first attempt counts, the next waits the
+    /// backoff. `None` when the site already has a backup queued.
+    pub async fn requeue_interrupted_backup(
+        &self,
+        request: &JobRequest,
+        site: SiteId,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> CatalogResult<Option<Job>> {
+        self.insert_job(&NewJob {
+            request,
+            site: Some(site),
+            actor: "service",
+            now,
+            attempts: 1,
+            run_after: now + backoff(1),
+            max_attempts,
+        })
+        .await
+    }
+
+    /// Insert a job; `None` when it would be a second queued backup of
+    /// its site.
+    async fn insert_job(&self, new: &NewJob<'_>) -> CatalogResult<Option<Job>> {
+        let id = super::log::next_id();
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, kind, site_id, backup_id, lane, payload, status, attempts, max_attempts, run_after, \
+             cancel_requested, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, 0, $10, $11)",
+        )
+        .bind(&id)
+        .bind(new.request.kind())
+        .bind(new.site.map(|s| s.to_string()))
+        .bind(new.request.makes_backup().map(|b| b.to_string()))
+        .bind(lane_of(new.request, new.site))
+        .bind(serde_json::to_string(new.request).expect("job requests serialize"))
+        .bind(i64::from(new.attempts))
+        .bind(i64::from(new.max_attempts))
+        .bind(to_micros(new.run_after))
+        .bind(new.actor)
+        .bind(to_micros(new.now))
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(Some(self.job(&id).await?.expect("just inserted"))),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Whether a queued or running job will make `backup`.
+    pub async fn backup_job_active(&self, backup: BackupId) -> CatalogResult<bool> {
+        let row = sqlx::query(
+            "SELECT count(*) AS n FROM jobs WHERE backup_id = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(backup.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
     /// A job by id.

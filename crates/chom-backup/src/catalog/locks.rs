@@ -55,7 +55,9 @@ pub struct SiteLock {
 }
 
 impl SiteLock {
-    fn is_stale(&self, now: Timestamp) -> bool {
+    /// Whether its holder is gone: its process is dead (same host) or it
+    /// has been silent longer than [`STALE_AFTER`].
+    pub fn is_stale(&self, now: Timestamp) -> bool {
         let silent =
             now.duration_since(self.heartbeat_at).as_secs_f64() > STALE_AFTER.as_secs_f64();
         let dead =

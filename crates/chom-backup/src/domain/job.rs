@@ -58,6 +58,14 @@ impl JobRequest {
             JobRequest::Prune => "prune",
         }
     }
+
+    /// The backup this job makes, for a backup job.
+    pub fn makes_backup(&self) -> Option<BackupId> {
+        match self {
+            JobRequest::Backup { backup, .. } => Some(*backup),
+            _ => None,
+        }
+    }
 }
 
 /// Where a job is.

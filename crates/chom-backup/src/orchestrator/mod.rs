@@ -178,7 +178,8 @@ impl BackupOrchestrator {
     }
 
     /// Take the site's lock, waiting if asked. A stale lock whose backup was
-    /// left "running" by a dead process marks that backup failed.
+    /// left "running" by a dead process marks that backup failed, unless a
+    /// service job will run it again.
     async fn lock_site(
         &self,
         site: &Site,
@@ -193,8 +194,10 @@ impl BackupOrchestrator {
                 && stale.operation == "backup"
                 && !chom_repo::process_alive(stale.holder.pid)
                 && stale.holder.host == chom_repo::hostname()
+                && !self.catalog.backup_job_active(id).await?
             {
-                self.fail_interrupted(id).await?;
+                self.abandon_backup(id, "interrupted: the process making it stopped")
+                    .await?;
             }
             match self
                 .catalog
@@ -216,8 +219,9 @@ impl BackupOrchestrator {
         }
     }
 
-    /// Mark a backup left running by a dead process as failed.
-    async fn fail_interrupted(&self, id: BackupId) -> Result<()> {
+    /// Mark a backup that will not finish (its process died, its job gave
+    /// up) as failed, saying why. A backup already finished is left alone.
+    pub async fn abandon_backup(&self, id: BackupId, reason: &str) -> Result<()> {
         if let Some(mut b) = self.catalog.backup(id).await?
             && matches!(
                 b.status,
@@ -225,7 +229,7 @@ impl BackupOrchestrator {
             )
         {
             b.status = crate::domain::BackupStatus::Failed;
-            b.error = Some("interrupted: the process making it stopped".into());
+            b.error = Some(reason.to_string());
             b.completed_at = Some(self.now());
             let event = crate::domain::BackupEvent::BackupFailed {
                 backup_id: b.id,

@@ -5,12 +5,14 @@
 //! Every long operation is a job in the catalog: the API queues it and
 //! answers at once; a worker claims it with a lease, runs it through the
 //! orchestrator and records the outcome. A worker that dies loses its lease;
-//! the job is queued again (backoff, bounded attempts). SIGTERM stops
+//! the job is queued again (backoff, bounded attempts); so is, at start-up,
+//! a backup left running by a process that had no job. SIGTERM stops
 //! claiming, lets running jobs finish within a timeout, and fails the ones
 //! it had to cut off, saying so.
 
 pub mod api;
 mod metrics;
+mod recovery;
 mod scheduler;
 mod webhooks;
 mod worker;
@@ -126,6 +128,9 @@ impl Service {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        if let Err(e) = self.recover_interrupted_backups().await {
+            tracing::error!("cannot look for interrupted backups: {e}");
+        }
         let mut tasks = Vec::new();
         for n in 0..self.config.workers.max(1) {
             tasks.push(tokio::spawn(self.clone().worker_loop(n)));
@@ -167,23 +172,7 @@ impl Service {
     async fn maintenance_loop(self: Arc<Self>) {
         let tick = self.config.scheduler.tick;
         while !self.stopping() {
-            match self
-                .orchestrator
-                .catalog()
-                .requeue_expired_jobs(self.now())
-                .await
-            {
-                Ok(jobs) => {
-                    for job in jobs {
-                        tracing::warn!(
-                            "job {} lost its worker; queued again (attempt {})",
-                            job.id,
-                            job.attempts
-                        );
-                    }
-                }
-                Err(e) => tracing::error!("cannot requeue expired jobs: {e}"),
-            }
+            self.requeue_expired_jobs().await;
             if let Err(e) = self.scheduler_tick().await {
                 tracing::error!("scheduler: {e}");
             }

@@ -128,6 +128,7 @@ impl Service {
                     .await
             }
             Outcome::Failed(error) => {
+                self.abandon_backup_of(&job, &error).await;
                 catalog
                     .finish_job(&job.id, worker, JobStatus::Failed, None, Some(&error), now)
                     .await

@@ -61,14 +61,24 @@ fn psql(sql: &str) {
 struct Setup {
     home: Home,
     token: String,
-    _db: PgDatabase,
+    _db: Option<PgDatabase>,
 }
 
 impl Setup {
+    /// On a fresh PostgreSQL database.
     fn new() -> Self {
         let db = PgDatabase::create();
         let home = Home::uninitialized();
         home.ok(&["init", "--catalog", &db.url()]);
+        Self::with_token(home, Some(db))
+    }
+
+    /// On the default SQLite catalog.
+    fn sqlite() -> Self {
+        Self::with_token(Home::new(), None)
+    }
+
+    fn with_token(home: Home, db: Option<PgDatabase>) -> Self {
         let token = home.json(&["token", "create", "panel", "--admin"])["token"]
             .as_str()
             .unwrap()
@@ -405,4 +415,54 @@ fn sigterm_cuts_off_a_long_job_after_the_timeout_and_says_so() {
         "--password-file",
         key.to_str().unwrap(),
     ]);
+}
+
+#[test]
+fn a_backup_killed_outside_the_service_is_run_again_at_start_up() {
+    let setup = Setup::sqlite();
+    setup.site("big", 60, 5 << 20);
+    let mut cli = setup
+        .home
+        .command()
+        .args(["backup", "create", "big", "--type", "files"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let backup_id = loop {
+        let list = setup.home.json(&["backup", "list", "--site", "big"]);
+        if let Some(b) = list.as_array().unwrap().first() {
+            assert_eq!(b["status"], "running", "{b}");
+            break b["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the backup never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+
+    // The service finds the record with no live process behind it and
+    // queues it again, its first attempt counted.
+    let server = setup.serve(&[]);
+    let (_, jobs) = call(&setup, &server, "GET", "/v1/jobs", None);
+    let job = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["request"]["backup"] == backup_id.as_str())
+        .unwrap_or_else(|| panic!("no job for {backup_id}: {jobs}"))
+        .clone();
+    assert_eq!(job["actor"], "service");
+    let id = job["id"].as_str().unwrap();
+    let job = wait_job(&setup, &server, id, Duration::from_secs(120), finished);
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+    let list = setup.home.json(&["backup", "list", "--site", "big"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["status"], "completed");
+    let verified = setup.home.json(&["backup", "verify", &backup_id, "--deep"]);
+    assert_eq!(verified["valid"], true, "{verified}");
 }

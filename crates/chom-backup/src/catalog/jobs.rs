@@ -127,15 +127,14 @@ impl Catalog {
         match self.insert_job(&fresh).await? {
             Some(job) => Ok((job, true)),
             None => {
-                let row = sqlx::query(concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM jobs WHERE lane = $1 AND status = 'queued' AND kind = 'backup'"
-                ))
-                .bind(lane_of(request, site))
-                .fetch_one(&self.pool)
-                .await?;
-                Ok((job_from_row(&row)?, false))
+                let merged_into = match site {
+                    Some(site) => self.queued_backup_job(site).await?,
+                    None => None,
+                };
+                let queued = merged_into.ok_or_else(|| {
+                    CatalogError::Corrupt("a queued backup vanished while merging".into())
+                })?;
+                Ok((queued, false))
             }
         }
     }
@@ -190,6 +189,20 @@ impl Catalog {
         }
     }
 
+    /// The backup job queued for a site, if there is one (a site's lane
+    /// is its id).
+    pub async fn queued_backup_job(&self, site: SiteId) -> CatalogResult<Option<Job>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE lane = $1 AND status = 'queued' AND kind = 'backup'"
+        ))
+        .bind(site.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
     /// Whether a queued or running job will make `backup`.
     pub async fn backup_job_active(&self, backup: BackupId) -> CatalogResult<bool> {
         let row = sqlx::query(
@@ -214,31 +227,32 @@ impl Catalog {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    /// Jobs, newest first.
+    /// Jobs, newest first. Filtered and limited in the query, so listing
+    /// stays cheap however long the history grows.
     pub async fn list_jobs(&self, filter: &JobFilter) -> CatalogResult<Vec<Job>> {
-        let rows = sqlx::query(concat!(
+        let mut sql = String::from(concat!(
             "SELECT ",
             job_columns!(),
-            " FROM jobs WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC"
-        ))
-        .bind(filter.status.map(|s| s.as_str().to_string()))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut jobs = Vec::new();
-        for row in &rows {
-            let job = job_from_row(row)?;
-            let visible = match &filter.sites {
-                None => true,
-                Some(sites) => job.site_id.is_some_and(|s| sites.contains(&s)),
-            };
-            if visible {
-                jobs.push(job);
-                if filter.limit > 0 && jobs.len() as i64 >= filter.limit {
-                    break;
-                }
+            " FROM jobs WHERE ($1 IS NULL OR status = $1)"
+        ));
+        if let Some(sites) = &filter.sites {
+            if sites.is_empty() {
+                return Ok(Vec::new());
             }
+            let marks: Vec<String> = (0..sites.len()).map(|i| format!("${}", i + 2)).collect();
+            sql.push_str(&format!(" AND site_id IN ({})", marks.join(", ")));
         }
-        Ok(jobs)
+        sql.push_str(" ORDER BY id DESC");
+        if filter.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", filter.limit));
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(filter.status.map(|s| s.as_str().to_string()));
+        for site in filter.sites.iter().flatten() {
+            query = query.bind(site.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
     }
 
     /// Jobs waiting for a worker.

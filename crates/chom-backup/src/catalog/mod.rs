@@ -22,7 +22,7 @@ use sqlx::{AnyPool, Executor, Row};
 pub use jobs::{JobFilter, REPOSITORY_LANE, backoff};
 pub use locks::{LockHolder, SiteLock};
 pub use log::{AuditEntry, AuditOutcome, StoredEvent};
-pub use schedules::ScheduleState;
+pub use schedules::{ScheduleOverview, ScheduleState};
 
 use crate::domain::{Backup, BackupEvent, BackupId};
 

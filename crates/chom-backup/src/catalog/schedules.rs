@@ -81,6 +81,35 @@ impl Catalog {
         rows.iter().map(schedule_from_row).collect()
     }
 
+    /// Every schedule with its site's time zone, scheduler state and
+    /// newest completed backup: one query per scheduler pass, however many
+    /// sites there are.
+    pub async fn schedule_overview(&self) -> CatalogResult<Vec<ScheduleOverview>> {
+        let rows = sqlx::query(
+            "SELECT s.site_id, s.frequency, s.backup_type, s.retention_days, s.compression_level, \
+             s.require_encryption, s.created_at, t.timezone, st.last_slot_at, st.stale_since, \
+             (SELECT MAX(b.created_at) FROM backups b WHERE b.site_id = s.site_id AND b.status = 'completed') \
+             AS newest_completed \
+             FROM schedules s JOIN sites t ON t.id = s.site_id \
+             LEFT JOIN schedule_state st ON st.site_id = s.site_id ORDER BY s.site_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ScheduleOverview {
+                    schedule: schedule_from_row(row)?,
+                    timezone: row.try_get("timezone")?,
+                    state: ScheduleState {
+                        last_slot_at: super::opt_from_micros(row.try_get("last_slot_at")?)?,
+                        stale_since: super::opt_from_micros(row.try_get("stale_since")?)?,
+                    },
+                    newest_completed: super::opt_from_micros(row.try_get("newest_completed")?)?,
+                })
+            })
+            .collect()
+    }
+
     /// Remove a site's schedule; returns whether there was one.
     pub async fn remove_schedule(&self, site: SiteId) -> CatalogResult<bool> {
         let done = sqlx::query("DELETE FROM schedules WHERE site_id = $1")
@@ -89,6 +118,20 @@ impl Catalog {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// What one scheduler pass needs to know about a scheduled site, read for
+/// every site in one query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleOverview {
+    /// The schedule.
+    pub schedule: Schedule,
+    /// The site's time zone.
+    pub timezone: String,
+    /// What the scheduler last did for it.
+    pub state: ScheduleState,
+    /// When its newest completed backup was made.
+    pub newest_completed: Option<jiff::Timestamp>,
 }
 
 /// What the scheduler last did for a site (or for the repository's prune).

@@ -19,7 +19,17 @@ pub fn parse(expr: &str) -> Result<croner::Cron, DomainError> {
 
 /// The first time strictly after `after` that `expr` fires, in time zone `tz`.
 pub fn next_after(expr: &str, after: Timestamp, tz: &str) -> Result<Timestamp, DomainError> {
-    let cron = parse(expr)?;
+    next_after_parsed(&parse(expr)?, expr, after, tz)
+}
+
+/// [`next_after`] for an expression parsed once (the scheduler walks many
+/// sites sharing a few expressions).
+pub fn next_after_parsed(
+    cron: &croner::Cron,
+    expr: &str,
+    after: Timestamp,
+    tz: &str,
+) -> Result<Timestamp, DomainError> {
     let bad_time = |e: jiff02::Error| {
         DomainError::new("frequency", format!("cannot compute the next run: {e}"))
     };

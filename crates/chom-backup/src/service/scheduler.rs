@@ -17,8 +17,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::Service;
-use crate::catalog::REPOSITORY_LANE;
-use crate::domain::{BackupEvent, BackupStatus, Frequency, JobRequest, SiteId, Trigger, cron};
+use crate::catalog::{REPOSITORY_LANE, ScheduleOverview};
+use crate::domain::{BackupEvent, Frequency, JobRequest, SiteId, Trigger, cron};
 use crate::error::Result;
 
 /// Scheduler settings.
@@ -62,28 +62,40 @@ fn cron_of(frequency: &Frequency) -> String {
     }
 }
 
-/// Slots of `frequency` in `tz` after `after` up to `until`: the latest one
-/// and how many there were (at most a bounded number are walked).
-fn due_slots(
-    frequency: &Frequency,
-    tz: &str,
-    after: Timestamp,
-    until: Timestamp,
-) -> Result<(Option<Timestamp>, u32)> {
-    let expr = cron_of(frequency);
-    let mut latest = None;
-    let mut count = 0u32;
-    let mut cursor = after;
-    while count < 10_000 {
-        let next = cron::next_after(&expr, cursor, tz)?;
-        if next > until {
-            break;
+/// Cron expressions parsed once per scheduler pass: thousands of sites
+/// share a handful of expressions.
+#[derive(Default)]
+struct Crons(std::collections::HashMap<String, croner::Cron>);
+
+impl Crons {
+    /// Slots of `frequency` in `tz` after `after` up to `until`: the latest
+    /// one and how many there were (at most a bounded number are walked).
+    fn due_slots(
+        &mut self,
+        frequency: &Frequency,
+        tz: &str,
+        after: Timestamp,
+        until: Timestamp,
+    ) -> Result<(Option<Timestamp>, u32)> {
+        let expr = cron_of(frequency);
+        let parsed = match self.0.entry(expr.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(cron::parse(&expr)?),
+        };
+        let mut latest = None;
+        let mut count = 0u32;
+        let mut cursor = after;
+        while count < 10_000 {
+            let next = cron::next_after_parsed(parsed, &expr, cursor, tz)?;
+            if next > until {
+                break;
+            }
+            latest = Some(next);
+            count += 1;
+            cursor = next;
         }
-        latest = Some(next);
-        count += 1;
-        cursor = next;
+        Ok((latest, count))
     }
-    Ok((latest, count))
 }
 
 impl Service {
@@ -92,44 +104,13 @@ impl Service {
     pub async fn scheduler_tick(&self) -> Result<()> {
         let now = self.now();
         let window = self.config.scheduler.jitter_window;
-        let catalog = self.orchestrator.catalog().clone();
-        for schedule in catalog.list_schedules().await? {
-            let Some(site) = catalog.site(schedule.site_id).await? else {
-                continue;
-            };
-            let key = site.id.to_string();
-            let state = catalog.schedule_state(&key).await?;
-            let offset = jitter(&key, window);
-            // Slots are compared without their jitter: a slot is due once
-            // its time plus the site's offset has passed.
-            let since = state.last_slot_at.unwrap_or(schedule.created_at);
-            let (latest, count) =
-                due_slots(&schedule.frequency, &site.timezone, since, now - offset)?;
-            if let Some(slot) = latest
-                && catalog.claim_slot(&key, state.last_slot_at, slot).await?
-            {
-                // One site's trouble must not hold up the others' schedules.
-                if let Err(e) = self
-                    .enqueue_backup(&key, schedule.configuration, Trigger::Schedule, "scheduler")
-                    .await
-                {
-                    tracing::error!(
-                        "scheduler: cannot queue the backup of site {}: {e}",
-                        site.name
-                    );
-                }
-                if count > 1 {
-                    self.orchestrator
-                        .record_event(BackupEvent::ScheduleMissed {
-                            site_id: site.id,
-                            missed_slots: count - 1,
-                            last_slot_at: slot,
-                        })
-                        .await?;
-                }
+        let catalog = self.orchestrator.catalog();
+        let mut crons = Crons::default();
+        for site in catalog.schedule_overview().await? {
+            // One site's trouble must not hold up the others' schedules.
+            if let Err(e) = self.schedule_site(&site, now, window, &mut crons).await {
+                tracing::error!("scheduler: site {}: {e}", site.schedule.site_id);
             }
-            self.check_stale(site.id, &schedule.frequency, now, state.stale_since)
-                .await?;
         }
         if let Some(prune) = &self.config.scheduler.prune {
             let state = catalog.schedule_state(REPOSITORY_LANE).await?;
@@ -139,8 +120,12 @@ impl Service {
                     catalog.claim_slot(REPOSITORY_LANE, None, now).await?;
                 }
                 Some(since) => {
-                    let (latest, _) =
-                        due_slots(prune, "UTC", since, now - jitter(REPOSITORY_LANE, window))?;
+                    let (latest, _) = crons.due_slots(
+                        prune,
+                        "UTC",
+                        since,
+                        now - jitter(REPOSITORY_LANE, window),
+                    )?;
                     if let Some(slot) = latest
                         && catalog
                             .claim_slot(REPOSITORY_LANE, Some(since), slot)
@@ -154,53 +139,80 @@ impl Service {
         Ok(())
     }
 
+    /// Queue the site's backup if a slot is due, and judge its health.
+    async fn schedule_site(
+        &self,
+        site: &ScheduleOverview,
+        now: Timestamp,
+        window: Duration,
+        crons: &mut Crons,
+    ) -> Result<()> {
+        let catalog = self.orchestrator.catalog();
+        let schedule = &site.schedule;
+        let key = schedule.site_id.to_string();
+        let offset = jitter(&key, window);
+        // Slots are compared without their jitter: a slot is due once its
+        // time plus the site's offset has passed.
+        let since = site.state.last_slot_at.unwrap_or(schedule.created_at);
+        let (latest, count) =
+            crons.due_slots(&schedule.frequency, &site.timezone, since, now - offset)?;
+        if let Some(slot) = latest
+            && catalog
+                .claim_slot(&key, site.state.last_slot_at, slot)
+                .await?
+        {
+            self.enqueue_backup(
+                &key,
+                schedule.configuration,
+                Trigger::Schedule,
+                "scheduler",
+            )
+            .await?;
+            if count > 1 {
+                self.orchestrator
+                    .record_event(BackupEvent::ScheduleMissed {
+                        site_id: schedule.site_id,
+                        missed_slots: count - 1,
+                        last_slot_at: slot,
+                    })
+                    .await?;
+            }
+        }
+        // A site never backed up is judged from when it got its schedule.
+        let reference = site.newest_completed.unwrap_or(schedule.created_at);
+        self.check_stale(site, reference, now).await
+    }
+
+    /// Mark the site stale (raising an event) or healthy again.
     async fn check_stale(
         &self,
-        site: SiteId,
-        frequency: &Frequency,
+        site: &ScheduleOverview,
+        reference: Timestamp,
         now: Timestamp,
-        stale_since: Option<Timestamp>,
     ) -> Result<()> {
-        let Some(period) = frequency.period_hours(now) else {
+        let Some(period) = site.schedule.frequency.period_hours(now) else {
             return Ok(());
         };
-        let backups = self.orchestrator.catalog().list_backups(Some(site)).await?;
-        let newest = backups
-            .iter()
-            .find(|b| b.status == BackupStatus::Completed)
-            .map(|b| b.created_at);
         let allowed = SignedDuration::from_secs_f64(
             period as f64 * 3600.0 * self.config.scheduler.stale_factor,
         );
-        // A site never backed up is judged from when it got its schedule.
-        let reference = match newest {
-            Some(t) => t,
-            None => match self.orchestrator.catalog().schedule(site).await? {
-                Some(s) => s.created_at,
-                None => return Ok(()),
-            },
-        };
         let stale = now.duration_since(reference) > allowed;
-        match (stale, stale_since) {
+        let key = site.schedule.site_id.to_string();
+        match (stale, site.state.stale_since) {
             (true, None) => {
                 self.orchestrator
                     .catalog()
-                    .set_stale(&site.to_string(), Some(now))
+                    .set_stale(&key, Some(now))
                     .await?;
                 self.orchestrator
                     .record_event(BackupEvent::SiteStale {
-                        site_id: site,
-                        last_backup_at: newest,
+                        site_id: site.schedule.site_id,
+                        last_backup_at: site.newest_completed,
                         period_hours: period,
                     })
                     .await?;
             }
-            (false, Some(_)) => {
-                self.orchestrator
-                    .catalog()
-                    .set_stale(&site.to_string(), None)
-                    .await?
-            }
+            (false, Some(_)) => self.orchestrator.catalog().set_stale(&key, None).await?,
             _ => {}
         }
         Ok(())
@@ -208,19 +220,15 @@ impl Service {
 
     /// Sites currently stale.
     pub async fn stale_sites(&self) -> Result<Vec<SiteId>> {
-        let catalog = self.orchestrator.catalog();
-        let mut out = Vec::new();
-        for schedule in catalog.list_schedules().await? {
-            if catalog
-                .schedule_state(&schedule.site_id.to_string())
-                .await?
-                .stale_since
-                .is_some()
-            {
-                out.push(schedule.site_id);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .orchestrator
+            .catalog()
+            .schedule_overview()
+            .await?
+            .into_iter()
+            .filter(|site| site.state.stale_since.is_some())
+            .map(|site| site.schedule.site_id)
+            .collect())
     }
 }
 
@@ -244,25 +252,29 @@ mod tests {
     fn catch_up_counts_missed_slots() {
         let after: Timestamp = "2026-11-20T12:00:00Z".parse().unwrap();
         let until: Timestamp = "2026-11-24T06:00:00Z".parse().unwrap();
-        let (latest, count) = due_slots(&Frequency::Daily, "UTC", after, until).unwrap();
+        let (latest, count) = Crons::default()
+            .due_slots(&Frequency::Daily, "UTC", after, until)
+            .unwrap();
         assert_eq!(count, 4, "21st, 22nd, 23rd, 24th at midnight");
         assert_eq!(latest.unwrap().to_string(), "2026-11-24T00:00:00Z");
-        let (none, zero) = due_slots(
-            &Frequency::Weekly,
-            "UTC",
-            after,
-            "2026-11-22T00:00:00Z".parse().unwrap(),
-        )
-        .unwrap();
+        let (none, zero) = Crons::default()
+            .due_slots(
+                &Frequency::Weekly,
+                "UTC",
+                after,
+                "2026-11-22T00:00:00Z".parse().unwrap(),
+            )
+            .unwrap();
         assert!(none.is_none() && zero == 0);
         // Midnight in Tokyo is 15:00 UTC the day before.
-        let (tokyo, _) = due_slots(
-            &Frequency::Daily,
-            "Asia/Tokyo",
-            after,
-            "2026-11-21T00:00:00Z".parse().unwrap(),
-        )
-        .unwrap();
+        let (tokyo, _) = Crons::default()
+            .due_slots(
+                &Frequency::Daily,
+                "Asia/Tokyo",
+                after,
+                "2026-11-21T00:00:00Z".parse().unwrap(),
+            )
+            .unwrap();
         assert_eq!(tokyo.unwrap().to_string(), "2026-11-20T15:00:00Z");
     }
 }

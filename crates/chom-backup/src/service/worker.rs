@@ -274,14 +274,8 @@ impl Service {
         let queued = self
             .orchestrator
             .catalog()
-            .list_jobs(&crate::catalog::JobFilter {
-                sites: Some(vec![site.id]),
-                status: Some(JobStatus::Queued),
-                limit: 0,
-            })
-            .await?
-            .into_iter()
-            .find(|j| matches!(j.request, JobRequest::Backup { .. }));
+            .queued_backup_job(site.id)
+            .await?;
         if let Some(job) = queued
             && let JobRequest::Backup { backup, .. } = job.request
         {

@@ -13,55 +13,9 @@ use chom_backup::domain::{
 };
 use jiff::Timestamp;
 
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-struct PgDatabase {
-    name: String,
-}
-
-impl PgDatabase {
-    async fn create() -> Option<Self> {
-        sqlx::any::install_default_drivers();
-        let admin = match sqlx::AnyPool::connect(PG_ADMIN).await {
-            Ok(pool) => pool,
-            Err(e) => {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("PostgreSQL is required on CI at {PG_ADMIN}: {e}");
-                }
-                eprintln!(
-                    "notice: PostgreSQL not reachable at {PG_ADMIN} ({e}); skipping the PostgreSQL catalog tests"
-                );
-                return None;
-            }
-        };
-        let name = format!(
-            "chom_catalog_test_{}",
-            chom_backup::domain::random_u128() % 1_000_000_000
-        );
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        Some(PgDatabase { name })
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-    }
-
-    async fn drop_it(self) {
-        let admin = sqlx::AnyPool::connect(PG_ADMIN).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&admin)
-        .await
-        .unwrap();
-        admin.close().await;
-    }
-}
+#[path = "support/pg.rs"]
+mod pg;
+use pg::PgDatabase;
 
 /// Run `suite` on a fresh SQLite catalog and a fresh PostgreSQL catalog.
 async fn on_both<F, Fut>(suite: F)
@@ -72,7 +26,7 @@ where
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("catalog.db").display());
     suite(Catalog::open(&url).await.unwrap(), url).await;
-    if let Some(pg) = PgDatabase::create().await {
+    if let Some(pg) = PgDatabase::create("catalog").await {
         let url = pg.url();
         let catalog = Catalog::open(&url).await.unwrap();
         suite(catalog.clone(), url).await;

@@ -22,6 +22,15 @@ pub fn next_after(expr: &str, after: Timestamp, tz: &str) -> Result<Timestamp, D
     next_after_parsed(&parse(expr)?, expr, after, tz)
 }
 
+/// The gap in hours (at least one) between the next two runs of a parsed
+/// expression after `from`: a cron schedule's nominal period, for health
+/// checks.
+pub fn period_hours_parsed(cron: &croner::Cron, expr: &str, from: Timestamp) -> Option<i64> {
+    let a = next_after_parsed(cron, expr, from, "UTC").ok()?;
+    let b = next_after_parsed(cron, expr, a, "UTC").ok()?;
+    Some(b.duration_since(a).as_hours().max(1))
+}
+
 /// [`next_after`] for an expression parsed once (the scheduler walks many
 /// sites sharing a few expressions).
 pub fn next_after_parsed(

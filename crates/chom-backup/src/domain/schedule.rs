@@ -31,9 +31,7 @@ impl Frequency {
             Frequency::Weekly => Some(24 * 7),
             Frequency::Monthly => Some(24 * 31),
             Frequency::Cron(expr) => {
-                let a = super::cron::next_after(expr, from, "UTC").ok()?;
-                let b = super::cron::next_after(expr, a, "UTC").ok()?;
-                Some(b.duration_since(a).as_hours().max(1))
+                super::cron::period_hours_parsed(&super::cron::parse(expr).ok()?, expr, from)
             }
         }
     }

@@ -14,10 +14,11 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 
 use super::Service;
-use crate::catalog::{REPOSITORY_LANE, ScheduleOverview};
+use crate::catalog::{Backend, REPOSITORY_LANE, ScheduleOverview};
 use crate::domain::{BackupEvent, Frequency, JobRequest, SiteId, Trigger, cron};
 use crate::error::Result;
 
@@ -78,10 +79,7 @@ impl Crons {
         until: Timestamp,
     ) -> Result<(Option<Timestamp>, u32)> {
         let expr = cron_of(frequency);
-        let parsed = match self.0.entry(expr.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(cron::parse(&expr)?),
-        };
+        let parsed = self.parsed(&expr)?;
         let mut latest = None;
         let mut count = 0u32;
         let mut cursor = after;
@@ -96,6 +94,33 @@ impl Crons {
         }
         Ok((latest, count))
     }
+
+    /// [`Frequency::period_hours`] without parsing the expression again.
+    fn period_hours(&mut self, frequency: &Frequency, from: Timestamp) -> Option<i64> {
+        match frequency {
+            Frequency::Cron(expr) => {
+                let parsed = self.parsed(expr).ok()?;
+                cron::period_hours_parsed(parsed, expr, from)
+            }
+            preset => preset.period_hours(from),
+        }
+    }
+
+    fn parsed(&mut self, expr: &str) -> Result<&croner::Cron> {
+        Ok(match self.0.entry(expr.to_string()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(cron::parse(expr)?),
+        })
+    }
+}
+
+/// One site's share of a scheduler pass, computed before any catalog write.
+struct SiteTurn {
+    site: ScheduleOverview,
+    /// The latest due slot, and how many slots were due.
+    due: (Option<Timestamp>, u32),
+    /// The schedule's nominal period, for the staleness check.
+    period_hours: Option<i64>,
 }
 
 impl Service {
@@ -106,12 +131,37 @@ impl Service {
         let window = self.config.scheduler.jitter_window;
         let catalog = self.orchestrator.catalog();
         let mut crons = Crons::default();
+        let mut turns = Vec::new();
         for site in catalog.schedule_overview().await? {
-            // One site's trouble must not hold up the others' schedules.
-            if let Err(e) = self.schedule_site(&site, now, window, &mut crons).await {
-                tracing::error!("scheduler: site {}: {e}", site.schedule.site_id);
+            // Slots are compared without their jitter: a slot is due once
+            // its time plus the site's offset has passed.
+            let offset = jitter(&site.schedule.site_id.to_string(), window);
+            let since = site.state.last_slot_at.unwrap_or(site.schedule.created_at);
+            let frequency = &site.schedule.frequency;
+            match crons.due_slots(frequency, &site.timezone, since, now - offset) {
+                Ok(due) => turns.push(SiteTurn {
+                    period_hours: crons.period_hours(frequency, now),
+                    due,
+                    site,
+                }),
+                Err(e) => tracing::error!("scheduler: site {}: {e}", site.schedule.site_id),
             }
         }
+        // Sites are independent. PostgreSQL commits several sites' changes
+        // side by side (each commit waits for its disk); SQLite has one
+        // writer anyway.
+        let side_by_side = match catalog.backend() {
+            Backend::Postgres => 4,
+            Backend::Sqlite => 1,
+        };
+        futures::stream::iter(turns)
+            .for_each_concurrent(side_by_side, |turn| async move {
+                // One site's trouble must not hold up the others' schedules.
+                if let Err(e) = self.schedule_site(&turn, now).await {
+                    tracing::error!("scheduler: site {}: {e}", turn.site.schedule.site_id);
+                }
+            })
+            .await;
         if let Some(prune) = &self.config.scheduler.prune {
             let state = catalog.schedule_state(REPOSITORY_LANE).await?;
             match state.last_slot_at {
@@ -140,34 +190,20 @@ impl Service {
     }
 
     /// Queue the site's backup if a slot is due, and judge its health.
-    async fn schedule_site(
-        &self,
-        site: &ScheduleOverview,
-        now: Timestamp,
-        window: Duration,
-        crons: &mut Crons,
-    ) -> Result<()> {
-        let catalog = self.orchestrator.catalog();
+    async fn schedule_site(&self, turn: &SiteTurn, now: Timestamp) -> Result<()> {
+        let site = &turn.site;
         let schedule = &site.schedule;
         let key = schedule.site_id.to_string();
-        let offset = jitter(&key, window);
-        // Slots are compared without their jitter: a slot is due once its
-        // time plus the site's offset has passed.
-        let since = site.state.last_slot_at.unwrap_or(schedule.created_at);
-        let (latest, count) =
-            crons.due_slots(&schedule.frequency, &site.timezone, since, now - offset)?;
+        let (latest, count) = turn.due;
         if let Some(slot) = latest
-            && catalog
+            && self
+                .orchestrator
+                .catalog()
                 .claim_slot(&key, site.state.last_slot_at, slot)
                 .await?
         {
-            self.enqueue_backup(
-                &key,
-                schedule.configuration,
-                Trigger::Schedule,
-                "scheduler",
-            )
-            .await?;
+            self.enqueue_backup(&key, schedule.configuration, Trigger::Schedule, "scheduler")
+                .await?;
             if count > 1 {
                 self.orchestrator
                     .record_event(BackupEvent::ScheduleMissed {
@@ -180,17 +216,19 @@ impl Service {
         }
         // A site never backed up is judged from when it got its schedule.
         let reference = site.newest_completed.unwrap_or(schedule.created_at);
-        self.check_stale(site, reference, now).await
+        self.check_stale(site, turn.period_hours, reference, now)
+            .await
     }
 
     /// Mark the site stale (raising an event) or healthy again.
     async fn check_stale(
         &self,
         site: &ScheduleOverview,
+        period_hours: Option<i64>,
         reference: Timestamp,
         now: Timestamp,
     ) -> Result<()> {
-        let Some(period) = site.schedule.frequency.period_hours(now) else {
+        let Some(period) = period_hours else {
             return Ok(());
         };
         let allowed = SignedDuration::from_secs_f64(

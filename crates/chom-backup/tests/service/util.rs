@@ -9,8 +9,12 @@ use chom_backup::{BackupOrchestrator, Catalog, NewSite};
 use chom_repo::{InitOptions, KdfParams, Repository, Storage};
 use serde_json::Value;
 
+use crate::pg::PgDatabase;
+
 pub struct TestService {
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL catalog's database, dropped at `stop`.
+    postgres: Option<PgDatabase>,
     pub service: Arc<Service>,
     pub base: String,
     pub admin: String,
@@ -19,10 +23,13 @@ pub struct TestService {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-pub async fn orchestrator(dir: &std::path::Path, clock: Arc<dyn Clock>) -> BackupOrchestrator {
-    let catalog = Catalog::open(&format!("sqlite:{}", dir.join("catalog.db").display()))
-        .await
-        .unwrap();
+pub async fn orchestrator(
+    dir: &std::path::Path,
+    catalog_url: Option<&str>,
+    clock: Arc<dyn Clock>,
+) -> BackupOrchestrator {
+    let sqlite = format!("sqlite:{}", dir.join("catalog.db").display());
+    let catalog = Catalog::open(catalog_url.unwrap_or(&sqlite)).await.unwrap();
     let mut init = InitOptions::default();
     init.kdf = KdfParams {
         memory_kib: 64,
@@ -40,8 +47,27 @@ impl TestService {
     }
 
     pub async fn start_with(clock: Arc<dyn Clock>, tweak: impl FnOnce(&mut ServiceConfig)) -> Self {
+        Self::start_on(None, clock, tweak).await
+    }
+
+    /// The service on a fresh PostgreSQL catalog; `None` when PostgreSQL is
+    /// not reachable (outside CI).
+    pub async fn start_on_postgres(
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut ServiceConfig),
+    ) -> Option<Self> {
+        let db = PgDatabase::create("service").await?;
+        Some(Self::start_on(Some(db), clock, tweak).await)
+    }
+
+    async fn start_on(
+        postgres: Option<PgDatabase>,
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut ServiceConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let orchestrator = orchestrator(dir.path(), clock).await;
+        let url = postgres.as_ref().map(PgDatabase::url);
+        let orchestrator = orchestrator(dir.path(), url.as_deref(), clock).await;
         let (_, admin) = orchestrator
             .create_token("admin", true, vec![])
             .await
@@ -71,6 +97,7 @@ impl TestService {
         });
         TestService {
             dir,
+            postgres,
             service,
             base,
             admin,
@@ -86,6 +113,10 @@ impl TestService {
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+        if let Some(db) = self.postgres.take() {
+            self.service.orchestrator().catalog().close().await;
+            db.drop_it().await;
         }
     }
 

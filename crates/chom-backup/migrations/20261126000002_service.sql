@@ -68,5 +68,5 @@ CREATE TABLE schedule_state (
     site_id        TEXT PRIMARY KEY,
     last_slot_at   BIGINT,                   -- the slot last enqueued
     stale_since    BIGINT,                   -- set while the site is stale
-    missed_slot_at BIGINT                    -- the last slot reported missed
+    missed_slots   BIGINT NOT NULL DEFAULT 0 -- slots that passed without a backup starting
 );

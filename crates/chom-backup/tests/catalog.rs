@@ -6,7 +6,7 @@
 //! where it is required.
 
 use chom_backup::Catalog;
-use chom_backup::catalog::{AuditEntry, AuditOutcome, Changes};
+use chom_backup::catalog::{AuditEntry, AuditOutcome, Changes, JobEnd};
 use chom_backup::domain::{
     Backup, BackupConfiguration, BackupEvent, BackupStatus, DatabaseSpec, Frequency, PasswordRef,
     Schedule, Site, SiteId, Trigger,
@@ -333,7 +333,7 @@ async fn job_queue_merges_orders_leases_and_gives_up() {
         );
         assert!(
             !catalog
-                .finish_job(&first.id, "w2", JobStatus::Completed, None, None, now)
+                .finish_job(&first.id, "w2", &JobEnd::completed(None), now)
                 .await
                 .unwrap()
         );
@@ -368,7 +368,7 @@ async fn job_queue_merges_orders_leases_and_gives_up() {
         assert_eq!(next.id, retention_job.id);
         assert!(
             catalog
-                .finish_job(&next.id, "w3", JobStatus::Completed, None, None, late)
+                .finish_job(&next.id, "w3", &JobEnd::completed(None), late)
                 .await
                 .unwrap()
         );
@@ -385,14 +385,7 @@ async fn job_queue_merges_orders_leases_and_gives_up() {
         // The old holder coming back cannot finish it.
         assert!(
             !catalog
-                .finish_job(
-                    &first.id,
-                    "w1",
-                    JobStatus::Completed,
-                    None,
-                    None,
-                    after_backoff
-                )
+                .finish_job(&first.id, "w1", &JobEnd::completed(None), after_backoff)
                 .await
                 .unwrap()
         );
@@ -414,14 +407,7 @@ async fn job_queue_merges_orders_leases_and_gives_up() {
         );
         assert!(
             catalog
-                .finish_job(
-                    &first.id,
-                    "w4",
-                    JobStatus::Cancelled,
-                    None,
-                    Some("cancelled"),
-                    after_backoff
-                )
+                .finish_job(&first.id, "w4", &JobEnd::cancelled(), after_backoff)
                 .await
                 .unwrap()
         );
@@ -433,14 +419,7 @@ async fn job_queue_merges_orders_leases_and_gives_up() {
             .unwrap();
         assert_eq!(retried_b.id, other_site.id);
         catalog
-            .finish_job(
-                &retried_b.id,
-                "w4",
-                JobStatus::Completed,
-                None,
-                None,
-                after_backoff,
-            )
+            .finish_job(&retried_b.id, "w4", &JobEnd::completed(None), after_backoff)
             .await
             .unwrap();
 

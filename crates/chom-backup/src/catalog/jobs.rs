@@ -93,6 +93,58 @@ struct NewJob<'a> {
     max_attempts: u32,
 }
 
+/// How a job ended, as [`Catalog::finish_job`] records it.
+#[derive(Debug, Clone)]
+pub struct JobEnd {
+    /// Completed, failed or cancelled.
+    pub status: JobStatus,
+    /// What it produced (a backup, a report).
+    pub result: Option<serde_json::Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// What it had done by the end, so a finished job still says how much
+    /// it read.
+    pub progress: Option<JobProgress>,
+}
+
+impl JobEnd {
+    /// A job that did its work.
+    pub fn completed(result: Option<serde_json::Value>) -> Self {
+        JobEnd {
+            status: JobStatus::Completed,
+            result,
+            error: None,
+            progress: None,
+        }
+    }
+
+    /// A job that failed, saying why.
+    pub fn failed(error: impl Into<String>) -> Self {
+        JobEnd {
+            status: JobStatus::Failed,
+            result: None,
+            error: Some(error.into()),
+            progress: None,
+        }
+    }
+
+    /// A job stopped because someone asked.
+    pub fn cancelled() -> Self {
+        JobEnd {
+            status: JobStatus::Cancelled,
+            result: None,
+            error: Some("cancelled".into()),
+            progress: None,
+        }
+    }
+
+    /// The same end, with the job's final progress.
+    pub fn with_progress(mut self, progress: JobProgress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+}
+
 /// Filters for listing jobs.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -330,19 +382,18 @@ impl Catalog {
         &self,
         id: &str,
         worker: &str,
-        status: JobStatus,
-        result: Option<&serde_json::Value>,
-        error: Option<&str>,
+        end: &JobEnd,
         now: Timestamp,
     ) -> CatalogResult<bool> {
         let done = sqlx::query(
-            "UPDATE jobs SET status = $1, result = $2, error = $3, finished_at = $4, lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $5 AND lease_owner = $6 AND status = 'running'",
+            "UPDATE jobs SET status = $1, result = $2, error = $3, finished_at = $4, lease_owner = NULL, lease_expires_at = NULL, \
+             progress = COALESCE($5, progress) WHERE id = $6 AND lease_owner = $7 AND status = 'running'",
         )
-        .bind(status.as_str())
-        .bind(result.map(|r| r.to_string()))
-        .bind(error)
+        .bind(end.status.as_str())
+        .bind(end.result.as_ref().map(|r| r.to_string()))
+        .bind(end.error.as_deref())
         .bind(to_micros(now))
+        .bind(end.progress.as_ref().map(|p| serde_json::to_string(p).expect("progress serializes")))
         .bind(id)
         .bind(worker)
         .execute(&self.pool)

@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-pub use jobs::{JobFilter, REPOSITORY_LANE, backoff};
+pub use jobs::{JobEnd, JobFilter, REPOSITORY_LANE, backoff};
 pub use locks::{LockHolder, SiteLock};
 pub use log::{AuditEntry, AuditOutcome, StoredEvent};
 pub use schedules::{ScheduleOverview, ScheduleState};

@@ -162,43 +162,70 @@ impl Catalog {
 
     /// Move `key`'s last slot from `previous` to `slot`, only if no one
     /// else did first (several service processes schedule the same sites:
-    /// exactly one of them queues each slot). Returns whether this call won.
+    /// exactly one of them queues each slot), and count the `missed` slots
+    /// passed over on the way. Returns whether this call won.
     pub async fn claim_slot(
         &self,
         key: &str,
         previous: Option<jiff::Timestamp>,
         slot: jiff::Timestamp,
+        missed: u32,
     ) -> CatalogResult<bool> {
         let done = match previous {
             None => {
-                let inserted = sqlx::query("INSERT INTO schedule_state (site_id, last_slot_at) VALUES ($1, $2)")
-                    .bind(key)
-                    .bind(to_micros(slot))
-                    .execute(&self.pool)
-                    .await;
+                let inserted = sqlx::query(
+                    "INSERT INTO schedule_state (site_id, last_slot_at, missed_slots) VALUES ($1, $2, $3)",
+                )
+                .bind(key)
+                .bind(to_micros(slot))
+                .bind(i64::from(missed))
+                .execute(&self.pool)
+                .await;
                 match inserted {
                     Ok(done) => done.rows_affected(),
                     Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                         // A row without a slot yet (only staleness recorded).
-                        sqlx::query("UPDATE schedule_state SET last_slot_at = $1 WHERE site_id = $2 AND last_slot_at IS NULL")
-                            .bind(to_micros(slot))
-                            .bind(key)
-                            .execute(&self.pool)
-                            .await?
-                            .rows_affected()
+                        sqlx::query(
+                            "UPDATE schedule_state SET last_slot_at = $1, missed_slots = missed_slots + $2 \
+                             WHERE site_id = $3 AND last_slot_at IS NULL",
+                        )
+                        .bind(to_micros(slot))
+                        .bind(i64::from(missed))
+                        .bind(key)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected()
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
-            Some(previous) => sqlx::query("UPDATE schedule_state SET last_slot_at = $1 WHERE site_id = $2 AND last_slot_at = $3")
-                .bind(to_micros(slot))
-                .bind(key)
-                .bind(to_micros(previous))
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+            Some(previous) => sqlx::query(
+                "UPDATE schedule_state SET last_slot_at = $1, missed_slots = missed_slots + $2 \
+                 WHERE site_id = $3 AND last_slot_at = $4",
+            )
+            .bind(to_micros(slot))
+            .bind(i64::from(missed))
+            .bind(key)
+            .bind(to_micros(previous))
+            .execute(&self.pool)
+            .await?
+            .rows_affected(),
         };
         Ok(done == 1)
+    }
+
+    /// Scheduled slots that passed without a backup starting, by site name
+    /// (sites that never missed one are left out).
+    pub async fn missed_slots(&self) -> CatalogResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT s.name AS name, st.missed_slots AS missed FROM schedule_state st \
+             JOIN sites s ON s.id = st.site_id WHERE st.missed_slots > 0 ORDER BY s.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("missed")?)))
+            .collect()
     }
 
     /// Record since when `key` is stale (`None`: not stale).

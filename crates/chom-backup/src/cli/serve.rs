@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chom_backup::domain::{Permission, SiteScope};
+use chom_backup::domain::{DomainError, Frequency, Permission, SiteScope};
 use chom_backup::service::{Service, ServiceConfig};
 use clap::{Args, Subcommand};
 
@@ -31,9 +31,30 @@ pub struct ServeArgs {
     /// A worker's lease on a job (renewed while it runs).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     lease: Duration,
-    /// Do not prune the repository daily.
-    #[arg(long)]
+    /// When the repository is pruned: daily, weekly, monthly or a cron
+    /// expression (UTC).
+    #[arg(long, default_value = "daily", value_parser = parse_frequency)]
+    prune_schedule: Frequency,
+    /// Never prune from the service (run `repo prune` yourself).
+    #[arg(long, conflicts_with = "prune_schedule")]
     no_prune: bool,
+    /// A site is stale when its newest completed backup is older than this
+    /// many times its schedule's period.
+    #[arg(long, default_value_t = 1.5, value_parser = parse_stale_factor)]
+    stale_factor: f64,
+}
+
+fn parse_frequency(s: &str) -> Result<Frequency, String> {
+    s.parse().map_err(|e: DomainError| e.to_string())
+}
+
+fn parse_stale_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (1.0..=100.0).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "{s:?} is not a factor between 1 and 100 (1.5: stale half a period after a backup was due)"
+        )),
+    }
 }
 
 /// `token` subcommands.
@@ -74,9 +95,8 @@ pub async fn serve(module: &ModuleArgs, args: ServeArgs) -> CmdResult {
     };
     config.scheduler.jitter_window = args.jitter;
     config.scheduler.tick = args.tick.max(Duration::from_secs(1));
-    if args.no_prune {
-        config.scheduler.prune = None;
-    }
+    config.scheduler.stale_factor = args.stale_factor;
+    config.scheduler.prune = (!args.no_prune).then_some(args.prune_schedule);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.listen)))?;

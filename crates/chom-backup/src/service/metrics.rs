@@ -44,6 +44,7 @@ pub struct Metrics {
     last_success: Family<Labels, Gauge>,
     stale: Family<Labels, Gauge>,
     stale_count: Gauge,
+    missed: Family<Labels, Gauge>,
     repo_refreshed: Mutex<Option<Instant>>,
 }
 
@@ -65,6 +66,7 @@ impl Default for Metrics {
             last_success: Family::default(),
             stale: Family::default(),
             stale_count: Gauge::default(),
+            missed: Family::default(),
             repo_refreshed: Mutex::new(None),
         };
         let r = &mut m.registry;
@@ -134,6 +136,11 @@ impl Default for Metrics {
             "Sites whose newest backup is too old",
             m.stale_count.clone(),
         );
+        r.register(
+            "chom_missed_runs",
+            "Scheduled backups of each site that did not start (slots passed while no service ran)",
+            m.missed.clone(),
+        );
         m
     }
 }
@@ -195,6 +202,10 @@ impl Service {
             m.stale.get_or_create(&vec![("site".into(), name)]).set(1);
         }
         m.stale_count.set(stale.len() as i64);
+        m.missed.clear();
+        for (site, n) in catalog.missed_slots().await? {
+            m.missed.get_or_create(&vec![("site".into(), site)]).set(n);
+        }
         let due = m
             .repo_refreshed
             .lock()

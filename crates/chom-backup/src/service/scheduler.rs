@@ -167,7 +167,7 @@ impl Service {
             match state.last_slot_at {
                 // The first tick only starts the clock: prune at the next slot.
                 None => {
-                    catalog.claim_slot(REPOSITORY_LANE, None, now).await?;
+                    catalog.claim_slot(REPOSITORY_LANE, None, now, 0).await?;
                 }
                 Some(since) => {
                     let (latest, _) = crons.due_slots(
@@ -178,7 +178,7 @@ impl Service {
                     )?;
                     if let Some(slot) = latest
                         && catalog
-                            .claim_slot(REPOSITORY_LANE, Some(since), slot)
+                            .claim_slot(REPOSITORY_LANE, Some(since), slot, 0)
                             .await?
                     {
                         self.enqueue(&JobRequest::Prune, None, "scheduler").await?;
@@ -199,7 +199,7 @@ impl Service {
             && self
                 .orchestrator
                 .catalog()
-                .claim_slot(&key, site.state.last_slot_at, slot)
+                .claim_slot(&key, site.state.last_slot_at, slot, count - 1)
                 .await?
         {
             self.enqueue_backup(&key, schedule.configuration, Trigger::Schedule, "scheduler")

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use super::Service;
 use crate::RestoreRequest;
-use crate::domain::{Job, JobProgress, JobRequest, JobStatus, Retention, Trigger};
+use crate::catalog::JobEnd;
+use crate::domain::{Job, JobProgress, JobRequest, Retention, Trigger};
 use crate::error::Error;
 use crate::orchestrator::RunOptions;
 
@@ -114,49 +115,32 @@ impl Service {
         self.running.remove(&job.id);
         let catalog = self.orchestrator.catalog();
         let now = self.now();
-        let recorded = match outcome {
-            Outcome::Done(result) => {
-                catalog
-                    .finish_job(
-                        &job.id,
-                        worker,
-                        JobStatus::Completed,
-                        Some(&result),
-                        None,
-                        now,
-                    )
-                    .await
-            }
+        let end = match outcome {
+            Outcome::Done(result) => JobEnd::completed(Some(result)),
             Outcome::Failed(error) => {
                 self.abandon_backup_of(&job, &error).await;
-                catalog
-                    .finish_job(&job.id, worker, JobStatus::Failed, None, Some(&error), now)
-                    .await
+                JobEnd::failed(error)
             }
-            Outcome::Cancelled if self.stopping() => {
-                let why =
-                    "the service stopped before it finished (shutdown); queue it again to retry";
-                catalog
-                    .finish_job(&job.id, worker, JobStatus::Failed, None, Some(why), now)
-                    .await
+            Outcome::Cancelled if self.stopping() => JobEnd::failed(
+                "the service stopped before it finished (shutdown); queue it again to retry",
+            ),
+            Outcome::Cancelled => JobEnd::cancelled(),
+            Outcome::Busy(why) => {
+                let retry_at = now + SignedDuration::from_secs(5);
+                if let Err(e) = catalog.release_job(&job.id, worker, retry_at, &why).await {
+                    tracing::error!("cannot put job {} back in the queue: {e}", job.id);
+                }
+                return;
             }
-            Outcome::Cancelled => {
-                catalog
-                    .finish_job(
-                        &job.id,
-                        worker,
-                        JobStatus::Cancelled,
-                        None,
-                        Some("cancelled"),
-                        now,
-                    )
-                    .await
-            }
-            Outcome::Busy(why) => catalog
-                .release_job(&job.id, worker, now + SignedDuration::from_secs(5), &why)
-                .await
-                .map(|_| true),
         };
+        let recorded = catalog
+            .finish_job(
+                &job.id,
+                worker,
+                &end.with_progress(snapshot(&progress)),
+                now,
+            )
+            .await;
         match recorded {
             Ok(true) => {}
             Ok(false) => tracing::warn!("job {} was taken over while it ran (lease lost)", job.id),

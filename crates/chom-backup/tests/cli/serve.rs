@@ -466,3 +466,35 @@ fn a_backup_killed_outside_the_service_is_run_again_at_start_up() {
     let verified = setup.home.json(&["backup", "verify", &backup_id, "--deep"]);
     assert_eq!(verified["valid"], true, "{verified}");
 }
+
+/// Bad settings are refused before anything starts, naming the setting.
+#[test]
+fn serve_refuses_bad_settings_and_says_which() {
+    let home = Home::new();
+    for (args, expected) in [
+        (&["serve", "--stale-factor", "0.5"][..], "between 1 and 100"),
+        (
+            &["serve", "--prune-schedule", "every tuesday"][..],
+            "--prune-schedule",
+        ),
+        (
+            &["serve", "--no-prune", "--prune-schedule", "weekly"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let out = home.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    // An address already taken is an error that names it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let out = home.run(&["serve", "--listen", &address]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+}

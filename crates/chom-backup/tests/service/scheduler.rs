@@ -146,6 +146,14 @@ async fn slots_jitter_time_zones_cron_and_catch_up() {
         "{:?}",
         missed[0].event
     );
+    let (_, metrics) = t.call("GET", "/metrics", Some(&t.admin), None).await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("chom_missed_runs{site=\"utc-daily\"} 3\n"),
+        "{metrics}"
+    );
     settle(&t).await;
     let completed = o.catalog().list_backups(Some(utc.id)).await.unwrap();
     assert!(

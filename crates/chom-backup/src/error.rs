@@ -21,6 +21,9 @@ pub enum Error {
     /// No such backup.
     #[error("backup {0} not found (see `chom-backup backup list`)")]
     BackupNotFound(String),
+    /// Nothing is stored under a key.
+    #[error("nothing is stored under {0:?} (see `chom-backup storage list`)")]
+    StoredFileNotFound(String),
     /// A site name is taken.
     #[error("a site named {0:?} already exists")]
     SiteExists(String),

@@ -12,6 +12,8 @@
 //! * [`BackupOrchestrator`] — every operation of the module
 //!   (`create_backup`, `restore_backup`, `apply_retention_policy`,
 //!   `validate_integrity`, `get_statistics`, ...);
+//! * [`storage`] — whole files kept under keys in the same repository
+//!   (the module's storage contract, `BackupStorage`);
 //! * [`Home`] — the data directory: configuration, catalog and the default
 //!   local repository.
 
@@ -24,6 +26,7 @@ mod error;
 mod home;
 mod orchestrator;
 pub mod service;
+pub mod storage;
 
 pub use catalog::Catalog;
 pub use error::{Error, Result};

@@ -7,4 +7,5 @@ mod cli {
     mod repo_commands;
     mod serve;
     mod sites;
+    mod storage;
 }

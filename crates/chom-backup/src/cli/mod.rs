@@ -14,6 +14,7 @@ mod progress;
 mod repo;
 mod serve;
 mod site;
+mod storage;
 
 use std::process::ExitCode;
 
@@ -173,6 +174,13 @@ enum Command {
         #[command(subcommand)]
         command: admin::CatalogCommand,
     },
+    /// Whole files kept under keys in the repository (store, retrieve, list, delete).
+    Storage {
+        #[command(flatten)]
+        module: module::ModuleArgs,
+        #[command(subcommand)]
+        command: storage::StorageCommand,
+    },
     /// Run the service: HTTP API, scheduler and job workers.
     Serve {
         #[command(flatten)]
@@ -213,6 +221,7 @@ pub fn run() -> ExitCode {
         | Command::Audit { module, .. }
         | Command::Key { module, .. }
         | Command::Serve { module, .. }
+        | Command::Storage { module, .. }
         | Command::Token { module, .. }
         | Command::Catalog { module, .. } => module.json,
     };
@@ -227,6 +236,7 @@ pub fn run() -> ExitCode {
             Command::Audit { module, command } => admin::audit(&module, command).await,
             Command::Key { module, command } => keys::run(&module, command).await,
             Command::Serve { module, serve } => serve::serve(&module, serve).await,
+            Command::Storage { module, command } => storage::run(&module, command).await,
             Command::Token { module, command } => serve::token(&module, command).await,
             Command::Catalog { module, command } => admin::catalog(&module, command).await,
             Command::Repo(args) => repo::run(args).await,

@@ -47,7 +47,9 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let kind = match &e {
             Error::Invalid(_) => "invalid_input",
-            Error::SiteNotFound(_) | Error::BackupNotFound(_) => "not_found",
+            Error::SiteNotFound(_) | Error::BackupNotFound(_) | Error::StoredFileNotFound(_) => {
+                "not_found"
+            }
             Error::SiteExists(_) => "conflict",
             Error::SiteBusy { .. } => "site_busy",
             Error::Conflict(_) => "conflict",

@@ -12,6 +12,7 @@ mod rebuild;
 mod restore;
 mod retention;
 mod sites;
+mod stored;
 mod tags;
 mod tokens;
 
@@ -115,6 +116,11 @@ impl BackupOrchestrator {
     /// The repository.
     pub fn repository(&self) -> &Repository {
         &self.repo
+    }
+
+    /// Whole files kept under keys in this repository.
+    pub fn storage(&self) -> crate::storage::RepositoryStorage {
+        crate::storage::RepositoryStorage::new(self.repo.clone())
     }
 
     /// The orchestrator's clock.

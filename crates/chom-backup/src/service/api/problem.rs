@@ -96,7 +96,7 @@ impl From<Error> for ApiError {
         let detail = e.to_string();
         match e {
             Error::Invalid(d) => ApiError::invalid(d.field, detail),
-            Error::SiteNotFound(_) | Error::BackupNotFound(_) => {
+            Error::SiteNotFound(_) | Error::BackupNotFound(_) | Error::StoredFileNotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", detail)
             }
             Error::SiteExists(_) => ApiError::new(StatusCode::CONFLICT, "site_exists", detail),

@@ -6,7 +6,7 @@
 //! where it is required.
 
 use chom_backup::Catalog;
-use chom_backup::catalog::{AuditEntry, AuditOutcome, Changes, JobEnd};
+use chom_backup::catalog::{AuditEntry, AuditOutcome, Changes, JobEnd, JobFilter};
 use chom_backup::domain::{
     Backup, BackupConfiguration, BackupEvent, BackupStatus, DatabaseSpec, Frequency, PasswordRef,
     Schedule, Site, SiteId, Trigger,
@@ -454,6 +454,23 @@ async fn job_queue_merges_orders_leases_and_gives_up() {
             .unwrap();
         assert_eq!(gone.status, JobStatus::Cancelled);
         assert_eq!(catalog.queue_depth().await.unwrap(), 0);
+
+        // History purge: only finished jobs older than the cut-off go.
+        assert_eq!(catalog.purge_finished_jobs(now).await.unwrap(), 0);
+        let finished = catalog
+            .list_jobs(&JobFilter::default())
+            .await
+            .unwrap()
+            .len() as u64;
+        let (waiting, _) = catalog
+            .enqueue_job(&backup_of(b), Some(b), "admin", after_backoff, 3)
+            .await
+            .unwrap();
+        let later = after_backoff + SignedDuration::from_hours(24);
+        assert_eq!(catalog.purge_finished_jobs(later).await.unwrap(), finished);
+        let left = catalog.list_jobs(&JobFilter::default()).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id, waiting.id, "a queued job is never purged");
     })
     .await;
 }

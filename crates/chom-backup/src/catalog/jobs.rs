@@ -377,6 +377,18 @@ impl Catalog {
         Ok(self.job(id).await?.map(|j| j.cancel_requested))
     }
 
+    /// Forget jobs that finished before `before` (completed, failed or
+    /// cancelled): history, not state. Returns how many went.
+    pub async fn purge_finished_jobs(&self, before: Timestamp) -> CatalogResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < $1",
+        )
+        .bind(to_micros(before))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// End a job `worker` holds: completed, failed or cancelled.
     pub async fn finish_job(
         &self,

@@ -157,6 +157,16 @@ impl Catalog {
         Ok(())
     }
 
+    /// Forget delivery attempts logged before `before`. Returns how many
+    /// went.
+    pub async fn purge_deliveries(&self, before: Timestamp) -> CatalogResult<u64> {
+        let done = sqlx::query("DELETE FROM webhook_deliveries WHERE at < $1")
+            .bind(to_micros(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// A subscription's delivery log, newest first.
     pub async fn deliveries(&self, webhook: &str, limit: i64) -> CatalogResult<Vec<Delivery>> {
         let rows = sqlx::query(

@@ -38,6 +38,9 @@ pub struct ServeArgs {
     /// Never prune from the service (run `repo prune` yourself).
     #[arg(long, conflicts_with = "prune_schedule")]
     no_prune: bool,
+    /// How long finished jobs and webhook delivery attempts are kept.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    keep_history: Duration,
     /// A site is stale when its newest completed backup is older than this
     /// many times its schedule's period.
     #[arg(long, default_value_t = 1.5, value_parser = parse_stale_factor)]
@@ -91,6 +94,7 @@ pub async fn serve(module: &ModuleArgs, args: ServeArgs) -> CmdResult {
         workers: args.workers.max(1),
         lease: args.lease.max(Duration::from_secs(3)),
         shutdown_timeout: args.shutdown_timeout,
+        history: args.keep_history,
         ..ServiceConfig::default()
     };
     config.scheduler.jitter_window = args.jitter;

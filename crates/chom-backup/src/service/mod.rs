@@ -11,6 +11,7 @@
 //! it had to cut off, saying so.
 
 pub mod api;
+mod history;
 mod metrics;
 mod recovery;
 mod scheduler;
@@ -46,6 +47,8 @@ pub struct ServiceConfig {
     pub shutdown_timeout: Duration,
     /// The scheduler's settings.
     pub scheduler: SchedulerConfig,
+    /// How long finished jobs and webhook delivery attempts are kept.
+    pub history: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -58,6 +61,7 @@ impl Default for ServiceConfig {
             max_attempts: 3,
             shutdown_timeout: Duration::from_secs(60),
             scheduler: SchedulerConfig::default(),
+            history: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -71,6 +75,7 @@ pub struct Service {
     wake: Notify,
     stopping: AtomicBool,
     stopped: Notify,
+    last_purge: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Service {
@@ -84,6 +89,7 @@ impl Service {
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
             stopped: Notify::new(),
+            last_purge: std::sync::Mutex::new(None),
         })
     }
 
@@ -173,6 +179,7 @@ impl Service {
         let tick = self.config.scheduler.tick;
         while !self.stopping() {
             self.requeue_expired_jobs().await;
+            self.purge_history_when_due().await;
             if let Err(e) = self.scheduler_tick().await {
                 tracing::error!("scheduler: {e}");
             }

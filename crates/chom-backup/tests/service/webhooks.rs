@@ -136,5 +136,18 @@ async fn every_event_arrives_signed_and_in_order() {
             .count(),
         6
     );
+    // The delivery log is history: kept for the configured 30 days, then
+    // purged.
+    let logged = deliveries.len() as u64;
+    t.service.purge_history().await;
+    let catalog = t.service.orchestrator().catalog();
+    let hook_id = hook["id"].as_str().unwrap();
+    assert_eq!(
+        catalog.deliveries(hook_id, 100).await.unwrap().len() as u64,
+        logged
+    );
+    let tomorrow = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
+    assert_eq!(catalog.purge_deliveries(tomorrow).await.unwrap(), logged);
+    assert!(catalog.deliveries(hook_id, 100).await.unwrap().is_empty());
     t.stop().await;
 }

@@ -144,4 +144,19 @@ impl Catalog {
         .await?;
         rows.iter().map(backup_from_row).collect()
     }
+
+    /// Each site's newest completed backup (what a scheduled verification
+    /// checks), in one query.
+    pub async fn newest_completed_backups(&self) -> CatalogResult<Vec<Backup>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            backup_columns!(),
+            " FROM backups b WHERE status = 'completed' AND created_at = \
+             (SELECT MAX(n.created_at) FROM backups n WHERE n.site_id = b.site_id AND n.status = 'completed') \
+             ORDER BY site_id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(backup_from_row).collect()
+    }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chom_backup::domain::{DomainError, Frequency, Permission, SiteScope};
-use chom_backup::service::{Service, ServiceConfig};
+use chom_backup::service::{DEFAULT_VERIFY_CRON, Service, ServiceConfig};
 use clap::{Args, Subcommand};
 
 use super::module::ModuleArgs;
@@ -38,6 +38,13 @@ pub struct ServeArgs {
     /// Never prune from the service (run `repo prune` yourself).
     #[arg(long, conflicts_with = "prune_schedule")]
     no_prune: bool,
+    /// When each site's newest completed backup is verified, deeply (every
+    /// chunk read back): daily, weekly, monthly or a cron expression (UTC).
+    #[arg(long, default_value = DEFAULT_VERIFY_CRON, value_parser = parse_frequency)]
+    verify_schedule: Frequency,
+    /// Never verify backups from the service.
+    #[arg(long, conflicts_with = "verify_schedule")]
+    no_verify: bool,
     /// How long finished jobs and webhook delivery attempts are kept.
     #[arg(long, default_value = "30d", value_parser = parse_duration)]
     keep_history: Duration,
@@ -101,6 +108,7 @@ pub async fn serve(module: &ModuleArgs, args: ServeArgs) -> CmdResult {
     config.scheduler.tick = args.tick.max(Duration::from_secs(1));
     config.scheduler.stale_factor = args.stale_factor;
     config.scheduler.prune = (!args.no_prune).then_some(args.prune_schedule);
+    config.scheduler.verify = (!args.no_verify).then_some(args.verify_schedule);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.listen)))?;

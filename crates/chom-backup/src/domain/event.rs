@@ -70,6 +70,16 @@ pub enum BackupEvent {
         /// The latest slot that passed.
         last_slot_at: jiff::Timestamp,
     },
+    /// Verifying a backup found it damaged: its snapshot is missing, its
+    /// records disagree with it, or its data no longer reads back intact.
+    BackupVerificationFailed {
+        /// The site.
+        site_id: SiteId,
+        /// The backup.
+        backup_id: BackupId,
+        /// What is wrong.
+        problems: Vec<String>,
+    },
     /// A retention policy ran for a site.
     RetentionApplied {
         /// The site.
@@ -92,6 +102,7 @@ impl BackupEvent {
             BackupEvent::RetentionApplied { .. } => "RetentionApplied",
             BackupEvent::SiteStale { .. } => "SiteStale",
             BackupEvent::ScheduleMissed { .. } => "ScheduleMissed",
+            BackupEvent::BackupVerificationFailed { .. } => "BackupVerificationFailed",
         }
     }
 
@@ -104,7 +115,8 @@ impl BackupEvent {
             | BackupEvent::BackupDeleted { site_id, .. }
             | BackupEvent::RetentionApplied { site_id, .. }
             | BackupEvent::SiteStale { site_id, .. }
-            | BackupEvent::ScheduleMissed { site_id, .. } => *site_id,
+            | BackupEvent::ScheduleMissed { site_id, .. }
+            | BackupEvent::BackupVerificationFailed { site_id, .. } => *site_id,
         }
     }
 
@@ -114,7 +126,8 @@ impl BackupEvent {
             BackupEvent::BackupCreated { backup_id, .. }
             | BackupEvent::BackupRestored { backup_id, .. }
             | BackupEvent::BackupFailed { backup_id, .. }
-            | BackupEvent::BackupDeleted { backup_id, .. } => Some(*backup_id),
+            | BackupEvent::BackupDeleted { backup_id, .. }
+            | BackupEvent::BackupVerificationFailed { backup_id, .. } => Some(*backup_id),
             BackupEvent::RetentionApplied { .. }
             | BackupEvent::SiteStale { .. }
             | BackupEvent::ScheduleMissed { .. } => None,

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::BackupOrchestrator;
-use crate::domain::{BackupId, BackupStatus};
+use crate::domain::{BackupEvent, BackupId, BackupStatus};
 use crate::error::Result;
 
 /// The integrity of one backup (the seed's fields, plus what deep
@@ -114,11 +114,21 @@ impl BackupOrchestrator {
             (None, true) => Some(false),
             (_, false) => None,
         };
-        let valid = file_exists
-            && size_match
-            && checksum_match != Some(false)
-            && not_expired
-            && data_intact != Some(false);
+        let damaged = !file_exists
+            || !size_match
+            || checksum_match == Some(false)
+            || data_intact == Some(false);
+        if damaged && backup.status == BackupStatus::Completed {
+            // A completed backup that no longer holds up is news an
+            // operator must hear of (webhooks, events), not only a report.
+            self.record_event(BackupEvent::BackupVerificationFailed {
+                site_id: backup.site_id,
+                backup_id: id,
+                problems: problems.clone(),
+            })
+            .await?;
+        }
+        let valid = !damaged && not_expired;
         Ok(IntegrityReport {
             backup_id: id,
             file_exists,

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-pub use scheduler::{SchedulerConfig, jitter};
+pub use scheduler::{DEFAULT_VERIFY_CRON, SchedulerConfig, jitter};
 pub use worker::Running;
 
 use crate::orchestrator::BackupOrchestrator;

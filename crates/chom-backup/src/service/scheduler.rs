@@ -22,6 +22,12 @@ use crate::catalog::{Backend, REPOSITORY_LANE, ScheduleOverview};
 use crate::domain::{BackupEvent, Frequency, JobRequest, SiteId, Trigger, cron};
 use crate::error::Result;
 
+/// When verification runs unless told otherwise.
+pub const DEFAULT_VERIFY_CRON: &str = "0 12 * * 6";
+
+/// The scheduler state key of the fleet-wide verification.
+const VERIFY_LANE: &str = "verification";
+
 /// Scheduler settings.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -33,6 +39,9 @@ pub struct SchedulerConfig {
     pub stale_factor: f64,
     /// When to prune the repository (`None`: never, automatically).
     pub prune: Option<Frequency>,
+    /// When to verify, deeply, each site's newest completed backup
+    /// (`None`: never, automatically).
+    pub verify: Option<Frequency>,
 }
 
 impl Default for SchedulerConfig {
@@ -42,6 +51,8 @@ impl Default for SchedulerConfig {
             jitter_window: Duration::from_secs(3600),
             stale_factor: 1.5,
             prune: Some(Frequency::Daily),
+            // Saturday noon UTC: away from the nightly backups.
+            verify: Some(Frequency::Cron(DEFAULT_VERIFY_CRON.into())),
         }
     }
 }
@@ -162,31 +173,54 @@ impl Service {
                 }
             })
             .await;
-        if let Some(prune) = &self.config.scheduler.prune {
-            let state = catalog.schedule_state(REPOSITORY_LANE).await?;
-            match state.last_slot_at {
-                // The first tick only starts the clock: prune at the next slot.
-                None => {
-                    catalog.claim_slot(REPOSITORY_LANE, None, now, 0).await?;
-                }
-                Some(since) => {
-                    let (latest, _) = crons.due_slots(
-                        prune,
-                        "UTC",
-                        since,
-                        now - jitter(REPOSITORY_LANE, window),
-                    )?;
-                    if let Some(slot) = latest
-                        && catalog
-                            .claim_slot(REPOSITORY_LANE, Some(since), slot, 0)
-                            .await?
-                    {
-                        self.enqueue(&JobRequest::Prune, None, "scheduler").await?;
-                    }
+        if let Some(prune) = &self.config.scheduler.prune
+            && self
+                .repository_slot(REPOSITORY_LANE, prune, now, window, &mut crons)
+                .await?
+        {
+            self.enqueue(&JobRequest::Prune, None, "scheduler").await?;
+        }
+        if let Some(verify) = &self.config.scheduler.verify
+            && self
+                .repository_slot(VERIFY_LANE, verify, now, window, &mut crons)
+                .await?
+        {
+            for backup in catalog.newest_completed_backups().await? {
+                let request = JobRequest::Verify {
+                    backup: backup.id,
+                    deep: true,
+                };
+                if let Err(e) = self
+                    .enqueue(&request, Some(backup.site_id), "scheduler")
+                    .await
+                {
+                    tracing::error!("scheduler: cannot queue verification of {}: {e}", backup.id);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether a slot of a fleet-wide task (prune, verification) is due and
+    /// this process claimed it. The first pass only starts the clock.
+    async fn repository_slot(
+        &self,
+        lane: &str,
+        frequency: &Frequency,
+        now: Timestamp,
+        window: Duration,
+        crons: &mut Crons,
+    ) -> Result<bool> {
+        let catalog = self.orchestrator.catalog();
+        let Some(since) = catalog.schedule_state(lane).await?.last_slot_at else {
+            catalog.claim_slot(lane, None, now, 0).await?;
+            return Ok(false);
+        };
+        let (latest, _) = crons.due_slots(frequency, "UTC", since, now - jitter(lane, window))?;
+        Ok(match latest {
+            Some(slot) => catalog.claim_slot(lane, Some(since), slot, 0).await?,
+            None => false,
+        })
     }
 
     /// Queue the site's backup if a slot is due, and judge its health.

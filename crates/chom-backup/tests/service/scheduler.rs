@@ -320,3 +320,100 @@ async fn simulated_day(t: TestService, clock: Arc<ManualClock>) {
     assert_eq!(per_site.len(), 1000, "each site exactly once");
     t.stop().await;
 }
+
+/// Flip a byte in every data pack of the test service's repository.
+fn damage_data_packs(t: &TestService) {
+    let mut dirs = vec![t.dir.path().join("repo/data")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let mut bytes = std::fs::read(&path).unwrap();
+                bytes[10] ^= 0xff;
+                std::fs::write(&path, bytes).unwrap();
+            }
+        }
+    }
+}
+
+/// Verification jobs of the service, oldest first.
+async fn verify_jobs(t: &TestService) -> Vec<chom_backup::domain::Job> {
+    let mut jobs: Vec<_> = t
+        .service
+        .orchestrator()
+        .catalog()
+        .list_jobs(&JobFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| matches!(j.request, JobRequest::Verify { .. }))
+        .collect();
+    jobs.sort_by(|a, b| a.id.cmp(&b.id));
+    jobs
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_verification_reads_back_newest_backups_and_reports_damage() {
+    let clock = Arc::new(ManualClock::new(ts("2026-11-26T10:00:00Z")));
+    let window = Duration::from_secs(600);
+    let t = TestService::start_with(clock.clone(), |c| {
+        c.scheduler.jitter_window = window;
+        c.scheduler.verify = Some(Frequency::Daily);
+    })
+    .await;
+    let o = t.service.orchestrator();
+    t.site("shop").await;
+    let config = BackupConfiguration::files_only(30).unwrap();
+    let run = chom_backup::RunOptions::default();
+    let manual = chom_backup::domain::Trigger::Manual;
+    o.create_backup("shop", config, manual, &run).await.unwrap();
+    clock.set(ts("2026-11-26T11:00:00Z"));
+    let newest = o.create_backup("shop", config, manual, &run).await.unwrap();
+
+    // The first pass starts the clock; the next daily slot verifies the
+    // newest backup of each site, deeply.
+    t.service.scheduler_tick().await.unwrap();
+    assert!(verify_jobs(&t).await.is_empty());
+    let slot = ts("2026-11-27T00:00:00Z") + jitter("verification", window);
+    clock.set(slot - SignedDuration::from_secs(1));
+    t.service.scheduler_tick().await.unwrap();
+    assert!(verify_jobs(&t).await.is_empty(), "not before its slot");
+    clock.set(slot);
+    t.service.scheduler_tick().await.unwrap();
+    t.service.scheduler_tick().await.unwrap();
+    settle(&t).await;
+    let jobs = verify_jobs(&t).await;
+    assert_eq!(jobs.len(), 1, "one verification per slot and site");
+    assert!(matches!(
+        jobs[0].request,
+        JobRequest::Verify { backup, deep: true } if backup == newest.id
+    ));
+    assert_eq!(jobs[0].result.as_ref().unwrap()["valid"], true, "{jobs:?}");
+    let failures = |events: &[chom_backup::catalog::StoredEvent]| {
+        events
+            .iter()
+            .filter(|e| e.event.kind() == "BackupVerificationFailed")
+            .count()
+    };
+    let events = o.catalog().events(None, None, 100).await.unwrap();
+    assert_eq!(failures(&events), 0);
+
+    // Damaged data: the next day's verification says so, as an event.
+    damage_data_packs(&t);
+    clock.set(slot + SignedDuration::from_hours(24));
+    t.service.scheduler_tick().await.unwrap();
+    settle(&t).await;
+    let jobs = verify_jobs(&t).await;
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[1].result.as_ref().unwrap()["valid"], false, "{jobs:?}");
+    let events = o.catalog().events(None, None, 100).await.unwrap();
+    assert_eq!(failures(&events), 1, "{events:?}");
+    let failed = events
+        .iter()
+        .find(|e| e.event.kind() == "BackupVerificationFailed")
+        .unwrap();
+    assert_eq!(failed.event.backup_id(), Some(newest.id));
+    t.stop().await;
+}

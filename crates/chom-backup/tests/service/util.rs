@@ -81,6 +81,7 @@ impl TestService {
         };
         config.scheduler.tick = Duration::from_secs(3600);
         config.scheduler.prune = None;
+        config.scheduler.verify = None;
         tweak(&mut config);
         let service = Service::new(orchestrator, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -117,6 +117,7 @@ const EVENT_KINDS: &[&str] = &[
     "RetentionApplied",
     "SiteStale",
     "ScheduleMissed",
+    "BackupVerificationFailed",
 ];
 
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",

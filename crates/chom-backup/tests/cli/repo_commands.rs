@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use super::util::{Env, PASSWORD, noise, same_content};
+use super::util::{Env, PASSWORD, files_under, noise, same_content};
 
 fn site(env: &Env) -> std::path::PathBuf {
     let src = env.path("site");
@@ -69,7 +69,7 @@ fn check_exits_3_on_damage_and_names_it() {
     let src = site(&env);
     env.ok(&["repo", "init"]);
     env.ok(&["repo", "backup", src.to_str().unwrap()]);
-    let pack = walk(&env.repo().join("data"))
+    let pack = files_under(&env.repo().join("data"))
         .into_iter()
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())
         .unwrap();
@@ -86,18 +86,6 @@ fn check_exits_3_on_damage_and_names_it() {
     assert_eq!(report["problems"].as_array().unwrap().len(), 1);
     // Structure alone does not read pack data: the damage is invisible to it.
     assert_eq!(env.run(&["repo", "check"]).status.code(), Some(0));
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 #[test]

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use super::util::{
-    Home, db_name, mariadb, mariadb_available, noise, postgres_available, psql, same_content,
+    Home, damage_biggest_pack, db_name, mariadb, mariadb_available, noise, postgres_available,
+    psql, same_content,
 };
 
 fn make_root(dir: &Path) {
@@ -438,13 +439,7 @@ fn verify_turns_invalid_when_a_pack_is_damaged() {
     let report = home.json(&["backup", "verify", id, "--deep"]);
     assert_eq!(report["valid"], true);
     // Damage the biggest data pack (the photo).
-    let data = home.path("home/repository/data");
-    let mut packs: Vec<_> = walk(&data);
-    packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
-    let pack = packs.last().unwrap();
-    let mut bytes = std::fs::read(pack).unwrap();
-    bytes[1000] ^= 0xff;
-    std::fs::write(pack, bytes).unwrap();
+    damage_biggest_pack(&home);
     let out = home.run(&["backup", "verify", id, "--deep", "--json"]);
     assert_eq!(out.status.code(), Some(3));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -452,18 +447,6 @@ fn verify_turns_invalid_when_a_pack_is_damaged() {
     assert_eq!(report["data_intact"], false);
     // A shallow verify reads no data: still valid.
     assert_eq!(home.run(&["backup", "verify", id]).status.code(), Some(0));
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::util::{Home, noise};
+use super::util::{Home, damage_biggest_pack, noise};
 
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -76,24 +76,7 @@ fn stored_files_round_trip_replace_verify_and_delete() {
 
     // Damaged data: retrieve fails and leaves the existing file as it was,
     // with no temporary file beside it.
-    let data = home.path("home/repository/data");
-    let mut packs = Vec::new();
-    let mut dirs = vec![data];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                packs.push(path);
-            }
-        }
-    }
-    packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
-    let pack = packs.last().unwrap();
-    let mut bytes = std::fs::read(pack).unwrap();
-    bytes[1000] ^= 0xff;
-    std::fs::write(pack, bytes).unwrap();
+    damage_biggest_pack(&home);
     home.fails(&[
         "storage",
         "retrieve",

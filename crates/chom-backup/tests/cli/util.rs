@@ -255,3 +255,27 @@ pub fn db_name(prefix: &str) -> String {
         .as_nanos();
     format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
 }
+
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// Flip one byte of the biggest data pack of the home's repository (the one
+/// holding the most data).
+pub fn damage_biggest_pack(home: &Home) {
+    let mut packs = files_under(&home.path("home/repository/data"));
+    packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    let pack = packs.last().expect("a data pack");
+    let mut bytes = std::fs::read(pack).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(pack, bytes).unwrap();
+}

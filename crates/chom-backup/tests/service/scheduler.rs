@@ -18,7 +18,8 @@ fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-async fn backup_jobs(t: &TestService) -> Vec<chom_backup::domain::Job> {
+/// The service's jobs of one kind (`backup`, `verify`), oldest first.
+async fn jobs_of(t: &TestService, kind: &str) -> Vec<chom_backup::domain::Job> {
     let jobs = t
         .service
         .orchestrator()
@@ -27,7 +28,8 @@ async fn backup_jobs(t: &TestService) -> Vec<chom_backup::domain::Job> {
         .await
         .unwrap();
     jobs.into_iter()
-        .filter(|j| matches!(j.request, JobRequest::Backup { .. }))
+        .rev()
+        .filter(|j| j.request.kind() == kind)
         .collect()
 }
 
@@ -85,7 +87,7 @@ async fn slots_jitter_time_zones_cron_and_catch_up() {
     clock.set(tokyo_due - SignedDuration::from_secs(1));
     t.service.scheduler_tick().await.unwrap();
     assert!(
-        backup_jobs(&t)
+        jobs_of(&t, "backup")
             .await
             .iter()
             .all(|job| job.site_id != Some(tokyo.id)),
@@ -94,7 +96,7 @@ async fn slots_jitter_time_zones_cron_and_catch_up() {
     clock.set(tokyo_due);
     t.service.scheduler_tick().await.unwrap();
     t.service.scheduler_tick().await.unwrap();
-    let jobs = backup_jobs(&t).await;
+    let jobs = jobs_of(&t, "backup").await;
     assert_eq!(
         jobs.iter()
             .filter(|job| job.site_id == Some(tokyo.id))
@@ -116,7 +118,7 @@ async fn slots_jitter_time_zones_cron_and_catch_up() {
     // missed slots are reported.
     clock.set(ts("2026-11-30T05:00:00Z"));
     t.service.scheduler_tick().await.unwrap();
-    let jobs = backup_jobs(&t).await;
+    let jobs = jobs_of(&t, "backup").await;
     assert_eq!(
         jobs.iter()
             .filter(|job| job.site_id == Some(utc.id))
@@ -298,7 +300,7 @@ async fn simulated_day(t: TestService, clock: Arc<ManualClock>) {
         most_running <= 2,
         "{most_running} jobs ran at once with 2 workers"
     );
-    let jobs = backup_jobs(&t).await;
+    let jobs = jobs_of(&t, "backup").await;
     assert_eq!(jobs.len(), 1000, "one backup job per site");
     let midnight = ts("2026-11-27T00:00:00Z");
     for job in &jobs {
@@ -338,22 +340,6 @@ fn damage_data_packs(t: &TestService) {
     }
 }
 
-/// Verification jobs of the service, oldest first.
-async fn verify_jobs(t: &TestService) -> Vec<chom_backup::domain::Job> {
-    let mut jobs: Vec<_> = t
-        .service
-        .orchestrator()
-        .catalog()
-        .list_jobs(&JobFilter::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|j| matches!(j.request, JobRequest::Verify { .. }))
-        .collect();
-    jobs.sort_by(|a, b| a.id.cmp(&b.id));
-    jobs
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn scheduled_verification_reads_back_newest_backups_and_reports_damage() {
     let clock = Arc::new(ManualClock::new(ts("2026-11-26T10:00:00Z")));
@@ -375,16 +361,19 @@ async fn scheduled_verification_reads_back_newest_backups_and_reports_damage() {
     // The first pass starts the clock; the next daily slot verifies the
     // newest backup of each site, deeply.
     t.service.scheduler_tick().await.unwrap();
-    assert!(verify_jobs(&t).await.is_empty());
+    assert!(jobs_of(&t, "verify").await.is_empty());
     let slot = ts("2026-11-27T00:00:00Z") + jitter("verification", window);
     clock.set(slot - SignedDuration::from_secs(1));
     t.service.scheduler_tick().await.unwrap();
-    assert!(verify_jobs(&t).await.is_empty(), "not before its slot");
+    assert!(
+        jobs_of(&t, "verify").await.is_empty(),
+        "not before its slot"
+    );
     clock.set(slot);
     t.service.scheduler_tick().await.unwrap();
     t.service.scheduler_tick().await.unwrap();
     settle(&t).await;
-    let jobs = verify_jobs(&t).await;
+    let jobs = jobs_of(&t, "verify").await;
     assert_eq!(jobs.len(), 1, "one verification per slot and site");
     assert!(matches!(
         jobs[0].request,
@@ -405,7 +394,7 @@ async fn scheduled_verification_reads_back_newest_backups_and_reports_damage() {
     clock.set(slot + SignedDuration::from_hours(24));
     t.service.scheduler_tick().await.unwrap();
     settle(&t).await;
-    let jobs = verify_jobs(&t).await;
+    let jobs = jobs_of(&t, "verify").await;
     assert_eq!(jobs.len(), 2);
     assert_eq!(jobs[1].result.as_ref().unwrap()["valid"], false, "{jobs:?}");
     let events = o.catalog().events(None, None, 100).await.unwrap();

@@ -104,6 +104,12 @@ impl RepositoryStorage {
         Ok(versions)
     }
 
+    /// What is stored under `key`: size, SHA-256, date (one listing of
+    /// the snapshots, where `size` and `checksum` would take one each).
+    pub async fn stat(&self, key: &str) -> Result<StoredFile> {
+        Ok(self.newest(key).await?.1)
+    }
+
     async fn newest(&self, key: &str) -> Result<(Id, StoredFile)> {
         self.versions(key)
             .await?
@@ -177,11 +183,11 @@ impl BackupStorage for RepositoryStorage {
     }
 
     async fn size(&self, key: &str) -> Result<u64> {
-        Ok(self.newest(key).await?.1.size)
+        Ok(self.stat(key).await?.size)
     }
 
     async fn checksum(&self, key: &str) -> Result<String> {
-        Ok(self.newest(key).await?.1.sha256)
+        Ok(self.stat(key).await?.sha256)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {

@@ -107,15 +107,7 @@ pub async fn run(args: &ModuleArgs, command: StorageCommand) -> CmdResult {
                 });
             }
         }
-        StorageCommand::Show { key } => {
-            let size = storage.size(&key).await?;
-            let sha256 = storage.checksum(&key).await?;
-            if args.json {
-                output::json(&serde_json::json!({ "key": key, "size": size, "sha256": sha256 }));
-            } else {
-                println!("{key}: {size} bytes, sha256 {sha256}");
-            }
-        }
+        StorageCommand::Show { key } => print(&storage.stat(&key).await?, "stored:"),
         StorageCommand::Delete { key } => {
             let existed = orchestrator.delete_stored_file(&key).await?;
             if args.json {

@@ -214,6 +214,20 @@ impl Catalog {
         Ok(done == 1)
     }
 
+    /// Scheduled sites currently marked stale, with their names.
+    pub async fn stale_sites(&self) -> CatalogResult<Vec<(SiteId, String)>> {
+        let rows = sqlx::query(
+            "SELECT t.id AS site_id, t.name AS name FROM schedule_state st \
+             JOIN schedules s ON s.site_id = st.site_id JOIN sites t ON t.id = st.site_id \
+             WHERE st.stale_since IS NOT NULL ORDER BY t.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((parse(r, "site_id")?, r.try_get("name")?)))
+            .collect()
+    }
+
     /// Scheduled slots that passed without a backup starting, by site name
     /// (sites that never missed one are left out).
     pub async fn missed_slots(&self) -> CatalogResult<Vec<(String, i64)>> {

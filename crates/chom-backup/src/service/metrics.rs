@@ -191,15 +191,12 @@ impl Service {
                 .get_or_create(&vec![("site".into(), site)])
                 .set(at.as_second());
         }
-        let stale = self.stale_sites().await?;
+        let stale = catalog.stale_sites().await?;
         m.stale.clear();
-        for id in &stale {
-            let name = catalog
-                .site(*id)
-                .await?
-                .map(|s| s.name)
-                .unwrap_or_else(|| id.to_string());
-            m.stale.get_or_create(&vec![("site".into(), name)]).set(1);
+        for (_, name) in &stale {
+            m.stale
+                .get_or_create(&vec![("site".into(), name.clone())])
+                .set(1);
         }
         m.stale_count.set(stale.len() as i64);
         m.missed.clear();

@@ -292,15 +292,8 @@ impl Service {
 
     /// Sites currently stale.
     pub async fn stale_sites(&self) -> Result<Vec<SiteId>> {
-        Ok(self
-            .orchestrator
-            .catalog()
-            .schedule_overview()
-            .await?
-            .into_iter()
-            .filter(|site| site.state.stale_since.is_some())
-            .map(|site| site.schedule.site_id)
-            .collect())
+        let stale = self.orchestrator.catalog().stale_sites().await?;
+        Ok(stale.into_iter().map(|(id, _)| id).collect())
     }
 }
 

@@ -279,3 +279,16 @@ pub fn damage_biggest_pack(home: &Home) {
     bytes[1000] ^= 0xff;
     std::fs::write(pack, bytes).unwrap();
 }
+
+/// Flip a byte every 256 KiB of every pack of the home's repository, so
+/// every blob of at least that size — every chunk of a large file — is
+/// damaged, whichever pack and position it landed in.
+pub fn damage_every_pack(home: &Home) {
+    for pack in files_under(&home.path("home/repository/data")) {
+        let mut bytes = std::fs::read(&pack).unwrap();
+        for at in (0..bytes.len()).step_by(256 << 10) {
+            bytes[at] ^= 0xff;
+        }
+        std::fs::write(&pack, bytes).unwrap();
+    }
+}

@@ -110,6 +110,21 @@ impl RepositoryStorage {
         Ok(self.newest(key).await?.1)
     }
 
+    /// Forget the versions of `key` stored before `time`, except `keep`.
+    async fn forget_older(&self, key: &str, keep: &Id, time: jiff::Timestamp) -> Result<()> {
+        let older: Vec<Id> = self
+            .versions(key)
+            .await?
+            .into_iter()
+            .filter(|(id, f)| id != keep && f.stored_at <= time)
+            .map(|(id, _)| id)
+            .collect();
+        if !older.is_empty() {
+            self.repo.forget(&older).await?;
+        }
+        Ok(())
+    }
+
     async fn newest(&self, key: &str) -> Result<(Id, StoredFile)> {
         self.versions(key)
             .await?
@@ -147,16 +162,14 @@ impl BackupStorage for RepositoryStorage {
                 local.display()
             )));
         }
-        // Committed: older versions can go.
-        let older: Vec<Id> = self
-            .versions(key)
-            .await?
-            .into_iter()
-            .filter(|(id, f)| *id != outcome.id && f.stored_at <= outcome.snapshot.time)
-            .map(|(id, _)| id)
-            .collect();
-        if !older.is_empty() {
-            self.repo.forget(&older).await?;
+        // Committed: older versions can go. Failing to forget them loses
+        // nothing (the newest version is the content, and the next store
+        // forgets them), so it does not fail the store.
+        if let Err(e) = self
+            .forget_older(key, &outcome.id, outcome.snapshot.time)
+            .await
+        {
+            tracing::warn!("stored {key:?}; its older versions stay until the next store: {e}");
         }
         stored_file(&outcome.id, &outcome.snapshot)
             .ok_or_else(|| Error::Conflict("the stored snapshot lost its tags".into()))
